@@ -1,0 +1,28 @@
+"""mlwarden: find and fix the OWASP Machine Learning Security Top 10 in real ML systems.
+
+The public entry points are small and import nothing heavy until used::
+
+    import mlwarden
+    report = mlwarden.scan(["models/"])
+    print(report.max_severity())
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from mlwarden.scan.api import scan as scan
+
+__all__ = ["__version__", "scan"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `import mlwarden` stays fast and `mlwarden scan` never imports a framework.
+    if name == "scan":
+        from mlwarden.scan.api import scan
+
+        return scan
+    raise AttributeError(f"module 'mlwarden' has no attribute {name!r}")

@@ -1,0 +1,190 @@
+"""Byte sources the scanner reads: a file, a region of another source, or bytes in memory.
+
+Handlers never care where the bytes live. A region of a file (an uncompressed zip member, a
+tensor block) is read in place, so tensor data is never copied into memory.
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import BinaryIO
+
+HEAD_BYTES = 4096
+"""Bytes read from the start of every source to recognise its format."""
+
+SPOOL_BYTES = 64 * 1024 * 1024
+"""Decompressed content larger than this spills from memory to a temporary file."""
+
+
+class _RegionReader(io.RawIOBase):
+    """A read-only, seekable view on ``[offset, offset + length)`` of another file object."""
+
+    def __init__(self, raw: BinaryIO, offset: int, length: int) -> None:
+        self._raw = raw
+        self._start = offset
+        self._length = length
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET:
+            target = pos
+        elif whence == os.SEEK_CUR:
+            target = self._pos + pos
+        else:
+            target = self._length + pos
+        self._pos = max(0, target)
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        remaining = self._length - self._pos
+        if remaining <= 0:
+            return 0
+        view = memoryview(buffer)[: min(len(buffer), remaining)]
+        self._raw.seek(self._start + self._pos)
+        n = self._raw.readinto(view) or 0  # type: ignore[attr-defined]
+        self._pos += n
+        return n
+
+
+class Blob(abc.ABC):
+    """A source of bytes with a known size. `open()` gives a fresh seekable reader."""
+
+    size: int
+
+    @abc.abstractmethod
+    def open(self) -> BinaryIO:
+        """A new binary reader positioned at 0 (the caller closes it)."""
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Up to `n` bytes starting at `offset`."""
+        with self.open() as f:
+            f.seek(offset)
+            return f.read(n)
+
+    def head(self, n: int = HEAD_BYTES) -> bytes:
+        """The first `n` bytes (fewer if the source is shorter)."""
+        return self.read_at(0, n)
+
+    def read_all(self, limit: int) -> bytes:
+        """All bytes, or the first `limit` if the source is longer."""
+        return self.read_at(0, limit)
+
+    def region(self, offset: int, length: int) -> Blob:
+        """A sub-range of this source, read in place."""
+        return RegionBlob(self, offset, max(0, min(length, self.size - offset)))
+
+
+@dataclass
+class FileBlob(Blob):
+    """A file on disk."""
+
+    path: str
+    size: int
+
+    def open(self) -> BinaryIO:
+        return open(self.path, "rb")
+
+
+@dataclass
+class BytesBlob(Blob):
+    """Bytes held in memory."""
+
+    data: bytes
+
+    @property
+    def size(self) -> int:  # type: ignore[override]
+        return len(self.data)
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.data)
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        return self.data[offset : offset + n]
+
+
+class RegionBlob(Blob):
+    """``[offset, offset + length)`` of a parent source, read in place."""
+
+    def __init__(self, parent: Blob, offset: int, length: int) -> None:
+        self.parent = parent
+        self.offset = offset
+        self.size = length
+
+    def open(self) -> BinaryIO:
+        raw = self.parent.open()
+        return _ClosingBuffered(_RegionReader(raw, self.offset, self.size), raw)
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        n = max(0, min(n, self.size - offset))
+        return self.parent.read_at(self.offset + offset, n)
+
+
+class _ClosingBuffered(io.BufferedReader):
+    def __init__(self, region: _RegionReader, owner: BinaryIO) -> None:
+        super().__init__(region, buffer_size=1024 * 1024)
+        self._owner = owner
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._owner.close()
+
+
+class SpooledBlob(Blob):
+    """Decompressed content: in memory while small, in a temporary file when large."""
+
+    def __init__(self) -> None:
+        self._file: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=SPOOL_BYTES
+        )
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        """Append decompressed bytes."""
+        self._file.write(data)
+        self.size += len(data)
+
+    def open(self) -> BinaryIO:
+        self._file.seek(0)
+        return _Unclosable(self._file)  # type: ignore[return-value]
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        self._file.seek(offset)
+        return self._file.read(n)
+
+    def close(self) -> None:
+        """Free the memory or the temporary file."""
+        self._file.close()
+
+
+class _Unclosable:
+    """Lets handlers `with blob.open()` a spooled file without closing it for the next reader."""
+
+    def __init__(self, f: tempfile.SpooledTemporaryFile[bytes]) -> None:
+        self._f = f
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._f, name)
+
+    def __enter__(self) -> _Unclosable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

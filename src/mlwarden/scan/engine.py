@@ -1,0 +1,240 @@
+"""The scan engine: walk paths, recognise each source by content, dispatch to its handler.
+
+It owns recursion into containers (depth limit, one failing member never stops its siblings),
+turns limit hits and handler failures into findings, and runs files in parallel through joblib.
+Not for: understanding any format (see `formats/`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlwarden.findings import Finding, Location, Risk, Severity
+from mlwarden.report.model import ErrorEntry, ScannedFile
+from mlwarden.scan.blob import Blob, FileBlob
+from mlwarden.scan.context import FileScan, LimitExceeded, ScanContext
+from mlwarden.scan.formats import folder_analysers, handlers
+from mlwarden.scan.policy import Policy
+
+SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".ruff_cache"})
+"""Folders never descended into (version-control metadata and caches)."""
+
+PARALLEL_MIN_FILES = 32
+"""Below this many files, worker start-up costs more than it saves."""
+
+
+@dataclass
+class ScanResult:
+    """Everything found in a set of paths."""
+
+    findings: list[Finding] = field(default_factory=list)
+    scanned: list[ScannedFile] = field(default_factory=list)
+    errors: list[ErrorEntry] = field(default_factory=list)
+
+    def merge(self, other: FileScan | ScanResult) -> None:
+        self.findings.extend(other.findings)
+        self.scanned.extend(other.scanned)
+        self.errors.extend(other.errors)
+
+
+@dataclass(frozen=True)
+class _FileJob:
+    disk_path: str
+    shown_path: str
+    base_dir: str | None
+
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def scan_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    policy: Policy,
+    *,
+    jobs: int = 1,
+    progress: ProgressFn | None = None,
+) -> ScanResult:
+    """Scan files and folders; missing paths are errors, never silently skipped."""
+    result = ScanResult()
+    file_jobs: list[_FileJob] = []
+    for raw in paths:
+        shown = os.fspath(raw)
+        if not os.path.lexists(shown):
+            result.errors.append(ErrorEntry(shown, "no such file or directory"))
+        elif os.path.isdir(shown) and not os.path.islink(shown):
+            file_jobs.extend(_walk(shown, policy, result))
+        else:
+            file_jobs.append(_FileJob(shown, shown, os.path.dirname(os.path.abspath(shown))))
+    total = len(file_jobs)
+    if progress:
+        progress("scanning", 0, total)
+    for done, file_result in enumerate(_run_jobs(file_jobs, policy, jobs), start=1):
+        result.merge(file_result)
+        if progress:
+            progress("scanning", done, total)
+    return result
+
+
+def _walk(root: str, policy: Policy, result: ScanResult) -> Iterator[_FileJob]:
+    """Files under `root` in a stable order; folder analysers see each folder as a whole."""
+    root_abs = os.path.realpath(root)
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        files.sort()
+        regular = []
+        for name in files:
+            disk = os.path.join(folder, name)
+            if os.path.islink(disk):
+                _note_symlink(disk, root_abs, result)
+                continue
+            regular.append(name)
+            yield _FileJob(disk, disk, root)
+        folder_scan = FileScan(folder, policy, policy.limits, base_dir=root)
+        for analyse in folder_analysers():
+            analyse(folder, folder, regular, folder_scan)
+        result.merge(folder_scan)
+
+
+def _note_symlink(disk: str, root_abs: str, result: ScanResult) -> None:
+    target = os.path.realpath(disk)
+    inside = target == root_abs or target.startswith(root_abs + os.sep)
+    if inside:
+        return  # its target is scanned where it lives
+    result.findings.append(
+        Finding(
+            risk=Risk.ML06,
+            check="ml06.model_files",
+            rule="folder.symlink-outside",
+            severity=Severity.MEDIUM,
+            title="Symbolic link points outside the scanned folder; its target was not scanned",
+            detail=f"{disk} -> {target}. A loader following it reads a file the scan never saw.",
+            location=Location(disk),
+            evidence={"target": target},
+            remediation="Replace the link with the file itself, or scan the target too.",
+        )
+    )
+
+
+def _run_jobs(file_jobs: list[_FileJob], policy: Policy, jobs: int) -> Iterator[FileScan]:
+    if jobs <= 1 or len(file_jobs) < PARALLEL_MIN_FILES:
+        for job in file_jobs:
+            yield scan_file(job.disk_path, job.shown_path, policy, job.base_dir)
+        return
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=jobs, return_as="generator", batch_size=16)
+    yield from parallel(
+        delayed(scan_file)(j.disk_path, j.shown_path, policy, j.base_dir) for j in file_jobs
+    )
+
+
+def scan_file(
+    disk_path: str, shown_path: str, policy: Policy, base_dir: str | None = None
+) -> FileScan:
+    """Scan one file and everything nested in it."""
+    state = FileScan(shown_path, policy, policy.limits, base_dir=base_dir)
+    try:
+        size = os.stat(disk_path).st_size
+    except OSError as exc:
+        state.errors.append(ErrorEntry(shown_path, f"cannot read: {exc.strerror or exc}"))
+        return state
+    ctx = ScanContext(
+        state, FileBlob(disk_path, size), file_path=disk_path, _scan_child=_scan_child
+    )
+    try:
+        _scan_source(ctx)
+    except OSError as exc:
+        state.errors.append(ErrorEntry(shown_path, f"cannot read: {exc.strerror or exc}"))
+    _assign_severities(state)
+    return state
+
+
+def scan_blob(blob: Blob, shown_path: str, policy: Policy) -> FileScan:
+    """Scan bytes that are not on disk (used by tests and by callers holding a stream)."""
+    state = FileScan(shown_path, policy, policy.limits)
+    _scan_source(ScanContext(state, blob, _scan_child=_scan_child))
+    _assign_severities(state)
+    return state
+
+
+def _scan_source(ctx: ScanContext) -> None:
+    """Recognise `ctx.blob` by content and scan it; record it in the inventory."""
+    index = len(ctx.state.scanned)
+    ctx.state.scanned.append(ScannedFile(ctx.state.path, ctx.member, "unknown", ctx.blob.size))
+    head = ctx.blob.head()
+    for handler in handlers():
+        try:
+            matched = handler.sniff(head, ctx.blob)
+        except (ValueError, IndexError, OverflowError):
+            matched = False
+        if not matched:
+            continue
+        ctx.format = handler.name
+        try:
+            handler.scan(ctx)
+        except LimitExceeded as exc:
+            ctx.limit_hit(exc)
+        except OSError:
+            raise
+        except Exception as exc:
+            ctx.add(
+                "scan.unparseable",
+                Severity.HIGH,
+                f"Content recognised as {handler.name} could not be fully analysed",
+                f"The {handler.name} reader stopped with {type(exc).__name__}: {exc}. A loader "
+                "may still accept this content; what follows the failure was not verified.",
+                evidence={"format": handler.name, "error": f"{type(exc).__name__}: {exc}"},
+                remediation="Treat the file as untrusted; inspect it by hand or obtain it in "
+                "a safe format.",
+            )
+        break
+    ctx.state.scanned[index] = ScannedFile(ctx.state.path, ctx.member, ctx.format, ctx.blob.size)
+
+
+def _scan_child(parent: ScanContext, blob: Blob, name: str) -> None:
+    child = ScanContext(
+        parent.state,
+        blob,
+        members=(*parent.members, name),
+        depth=parent.depth + 1,
+        _scan_child=_scan_child,
+    )
+    if child.depth > parent.limits.max_depth:
+        parent.limit_hit(
+            LimitExceeded(
+                "max_depth",
+                f"containers nested deeper than {parent.limits.max_depth} levels at {child.member}",
+            )
+        )
+        return
+    parent.check_time()
+    try:
+        _scan_source(child)
+    except OSError as exc:
+        child.error(f"cannot read member: {exc.strerror or exc}")
+
+
+def _assign_severities(state: FileScan) -> None:
+    """Give each inventory entry the worst severity found on it or inside it."""
+    worst: dict[str | None, Severity] = {}
+    for finding in state.findings:
+        member = finding.location.member if finding.location else None
+        chain = member.split("!") if member else []
+        for depth in range(len(chain) + 1):
+            key = "!".join(chain[:depth]) or None
+            if key not in worst or finding.severity > worst[key]:
+                worst[key] = finding.severity
+    state.scanned = [
+        ScannedFile(s.path, s.member, s.format, s.size, worst.get(s.member)) for s in state.scanned
+    ]
+
+
+def resolve_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The paths as `Path` objects, in the order given, without duplicates."""
+    seen: dict[str, Path] = {}
+    for p in paths:
+        seen.setdefault(os.fspath(p), Path(p))
+    return list(seen.values())

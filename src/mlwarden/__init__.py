@@ -22,7 +22,7 @@ __all__ = ["__version__", "scan"]
 def __getattr__(name: str) -> Any:
     # Lazy so that `import mlwarden` stays fast and `mlwarden scan` never imports a framework.
     if name == "scan":
-        from mlwarden.scan.api import scan
+        import mlwarden.scan as scan_package  # callable: mlwarden.scan(paths) -> Report
 
-        return scan
+        return scan_package
     raise AttributeError(f"module 'mlwarden' has no attribute {name!r}")

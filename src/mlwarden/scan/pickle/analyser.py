@@ -439,7 +439,7 @@ def _judge_computed_call(judge: _Judge, event: Event, call: Call) -> None:
         name = dangerous[0].qualname
         judge.note(
             "pickle.dangerous-call",
-            name,
+            f"computed:{chain}",
             Severity.CRITICAL,
             f"Pickle calls a callable obtained through {name} when loaded",
             f"Loading runs `{chain}`: the callable is computed at load time from {name}, a "

@@ -25,7 +25,7 @@ POLICY = Policy()
 
 def one_input(data: bytes) -> None:
     state = FileScan("fuzz", POLICY, POLICY.limits)
-    ctx = ScanContext(state, BytesBlob(data), _scan_child=lambda c, b, n: None)
+    ctx = ScanContext(state, BytesBlob(data), _scan_child=lambda c, b, n, raw: None)
     looks_like_pickle(data[:4096])
     analyse_pickle(ctx, data)
 

@@ -110,3 +110,11 @@ def test_handler_crash_becomes_a_finding_and_other_files_continue(tmp_path, monk
 def _write(path, data):
     path.write_bytes(data)
     return path
+
+
+def test_named_pipe_in_a_folder_never_blocks_the_scan(tmp_path):
+    os.mkfifo(tmp_path / "pipe.pt")
+    _write(tmp_path / "model.pkl", pickle.dumps(1))
+    report = mlwarden.scan(tmp_path)
+    assert [f.rule for f in report.findings] == ["folder.special-file"]
+    assert report.exit_code(Severity.HIGH) == ExitCode.CLEAN

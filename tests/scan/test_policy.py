@@ -1,4 +1,4 @@
-"""The policy is allowlist first: exact names are safe, dangerous ones critical, the rest unknown."""
+"""The policy is allowlist first: exact names safe, dangerous ones critical, the rest unknown."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ class FileScan:
         self.deadline = time.monotonic() + self.limits.file_timeout_s
 
 
-ChildScanner = Callable[["ScanContext", Blob, str], None]
+ChildScanner = Callable[["ScanContext", Blob, str, bool], None]
 
 
 @dataclass
@@ -151,11 +151,15 @@ class ScanContext:
                 "(a decompression bomb, or a file larger than the limit)",
             )
 
-    def scan_child(self, blob: Blob, name: str) -> None:
-        """Scan a nested source (an archive member, a decompressed stream) named `name`."""
+    def scan_child(self, blob: Blob, name: str, *, raw_data: bool = False) -> None:
+        """Scan a nested source (an archive member, a decompressed stream) named `name`.
+
+        `raw_data` marks bytes a loader copies without parsing (PyTorch tensor storages): only
+        formats with a strong magic number are looked for, and no hidden-pickle search runs.
+        """
         if self._scan_child is None:
             raise RuntimeError("scan_child called outside the engine")
-        self._scan_child(self, blob, name)
+        self._scan_child(self, blob, name, raw_data)
 
 
 _REMEDIATIONS = {

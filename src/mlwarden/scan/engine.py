@@ -8,6 +8,7 @@ Not for: understanding any format (see `formats/`).
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,9 @@ def _walk(root: str, policy: Policy, result: ScanResult) -> Iterator[_FileJob]:
             if os.path.islink(disk):
                 _note_symlink(disk, root_abs, result)
                 continue
+            if not _is_regular(disk):
+                _note_special(disk, result)
+                continue
             regular.append(name)
             yield _FileJob(disk, disk, root)
         folder_scan = FileScan(folder, policy, policy.limits, base_dir=root)
@@ -118,6 +122,29 @@ def _note_symlink(disk: str, root_abs: str, result: ScanResult) -> None:
     )
 
 
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return True  # let scan_file report the error
+
+
+def _note_special(disk: str, result: ScanResult) -> None:
+    # Opening a FIFO or a device would block or read forever; neither is a model file.
+    result.findings.append(
+        Finding(
+            risk=Risk.ML06,
+            check="ml06.model_files",
+            rule="folder.special-file",
+            severity=Severity.LOW,
+            title="Not a regular file (pipe, socket or device); not scanned",
+            detail=f"{disk} is not a regular file, so it was not opened.",
+            location=Location(disk),
+            remediation="Remove special files from model folders.",
+        )
+    )
+
+
 def _run_jobs(file_jobs: list[_FileJob], policy: Policy, jobs: int) -> Iterator[FileScan]:
     if jobs <= 1 or len(file_jobs) < PARALLEL_MIN_FILES:
         for job in file_jobs:
@@ -137,10 +164,14 @@ def scan_file(
     """Scan one file and everything nested in it."""
     state = FileScan(shown_path, policy, policy.limits, base_dir=base_dir)
     try:
-        size = os.stat(disk_path).st_size
+        info = os.stat(disk_path)
     except OSError as exc:
         state.errors.append(ErrorEntry(shown_path, f"cannot read: {exc.strerror or exc}"))
         return state
+    if not stat.S_ISREG(info.st_mode):
+        state.errors.append(ErrorEntry(shown_path, "not a regular file (pipe, socket or device)"))
+        return state
+    size = info.st_size
     ctx = ScanContext(
         state, FileBlob(disk_path, size), file_path=disk_path, _scan_child=_scan_child
     )
@@ -160,14 +191,22 @@ def scan_blob(blob: Blob, shown_path: str, policy: Policy) -> FileScan:
     return state
 
 
-def _scan_source(ctx: ScanContext) -> None:
+RAW_DATA_FORMAT = "tensor-data"
+"""Inventory format of raw tensor bytes that hold no recognisable content."""
+
+
+def _scan_source(ctx: ScanContext, raw_data: bool = False) -> None:
     """Recognise `ctx.blob` by content and scan it; record it in the inventory."""
     index = len(ctx.state.scanned)
-    ctx.state.scanned.append(ScannedFile(ctx.state.path, ctx.member, "unknown", ctx.blob.size))
+    ctx.format = RAW_DATA_FORMAT if raw_data else "unknown"
+    ctx.state.scanned.append(ScannedFile(ctx.state.path, ctx.member, ctx.format, ctx.blob.size))
     head = ctx.blob.head()
     for handler in handlers():
         try:
-            matched = handler.sniff(head, ctx.blob)
+            if raw_data:
+                matched = handler.sniff_raw(head, ctx.blob)
+            else:
+                matched = handler.sniff(head, ctx.blob)
         except (ValueError, IndexError, OverflowError):
             matched = False
         if not matched:
@@ -194,7 +233,7 @@ def _scan_source(ctx: ScanContext) -> None:
     ctx.state.scanned[index] = ScannedFile(ctx.state.path, ctx.member, ctx.format, ctx.blob.size)
 
 
-def _scan_child(parent: ScanContext, blob: Blob, name: str) -> None:
+def _scan_child(parent: ScanContext, blob: Blob, name: str, raw_data: bool = False) -> None:
     child = ScanContext(
         parent.state,
         blob,
@@ -212,7 +251,7 @@ def _scan_child(parent: ScanContext, blob: Blob, name: str) -> None:
         return
     parent.check_time()
     try:
-        _scan_source(child)
+        _scan_source(child, raw_data)
     except OSError as exc:
         child.error(f"cannot read member: {exc.strerror or exc}")
 

@@ -17,9 +17,12 @@ class Limits:
     """Container nesting depth (a zip in a gzip in a tar is depth 3)."""
     max_decompressed_bytes: int = 4 * GIB
     """Total bytes decompressed from all containers of one top-level file."""
-    max_ratio: float = 250.0
-    """Decompressed / compressed size above which a member is a bomb (checked past 1 MiB)."""
-    ratio_grace_bytes: int = 1 * MIB
+    max_ratio: float = 1100.0
+    """Decompressed / compressed size above which a member is a bomb (past the grace size).
+
+    Deflate cannot exceed about 1032:1, so legitimate zero-filled arrays saved with
+    ``np.savez_compressed`` pass; bombs built from bzip2, xz or nested layers do not."""
+    ratio_grace_bytes: int = 64 * MIB
     """A member may decompress to this many bytes whatever its ratio."""
     max_members: int = 100_000
     """Members read from one archive."""

@@ -29,7 +29,7 @@ FUZZ_SETTINGS = settings(
 def _analyse(data: bytes) -> FileScan:
     state = FileScan("fuzz", Policy(), Policy().limits)
     nested: list[str] = []
-    ctx = ScanContext(state, BytesBlob(data), _scan_child=lambda c, b, n: nested.append(n))
+    ctx = ScanContext(state, BytesBlob(data), _scan_child=lambda c, b, n, raw: nested.append(n))
     analyse_pickle(ctx, data)
     return state
 

@@ -27,6 +27,7 @@ BUILTIN_FORMAT_MODULES = (
     "mlwarden.scan.formats.pickle",
     "mlwarden.scan.formats.json",
     "mlwarden.scan.formats.opaque",
+    "mlwarden.scan.formats.huggingface",
 )
 """Modules that register the built-in handlers and folder analysers when imported."""
 
@@ -38,6 +39,14 @@ class FormatHandler(abc.ABC):
     """Format name reported in the inventory (``pickle``, ``zip``, ``safetensors`` ...)."""
     priority: int = 50
     """Handlers are asked in ascending priority; cheap, unambiguous magic numbers go first."""
+
+    def sniff_raw(self, head: bytes, blob: Blob) -> bool:
+        """Whether raw tensor data (a storage member of a PyTorch archive) is in this format.
+
+        Tensor bytes are arbitrary, so only formats with a magic number strong enough not to
+        occur by chance say yes; loaders copy these members as bytes and never parse them.
+        """
+        return False
 
     @abc.abstractmethod
     def sniff(self, head: bytes, blob: Blob) -> bool:

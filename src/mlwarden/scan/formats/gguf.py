@@ -114,6 +114,9 @@ class GgufHandler(FormatHandler):
     name = "gguf"
     priority = 10
 
+    def sniff_raw(self, head: bytes, blob: Blob) -> bool:
+        return self.sniff(head, blob)
+
     def sniff(self, head: bytes, blob: Blob) -> bool:
         return head[:4] == GGUF_MAGIC
 

@@ -62,6 +62,9 @@ class Hdf5Handler(FormatHandler):
         self.with_userblock = with_userblock
         self.priority = 25 if with_userblock else 12
 
+    def sniff_raw(self, head: bytes, blob: Blob) -> bool:
+        return self.sniff(head, blob)
+
     def sniff(self, head: bytes, blob: Blob) -> bool:
         if not self.with_userblock:
             return head[:8] == HDF5_SIGNATURE

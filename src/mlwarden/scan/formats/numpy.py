@@ -59,6 +59,9 @@ class NumpyHandler(FormatHandler):
     name = "numpy"
     priority = 10
 
+    def sniff_raw(self, head: bytes, blob: Blob) -> bool:
+        return self.sniff(head, blob)
+
     def sniff(self, head: bytes, blob: Blob) -> bool:
         return head[:6] == NPY_MAGIC
 

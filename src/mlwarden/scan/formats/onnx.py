@@ -396,10 +396,11 @@ def looks_like_onnx(head: bytes, blob: Blob) -> bool:
             number, wire_type = tag >> 3, tag & 7
             if _MODEL_FIELDS.get(number) != wire_type:
                 return False
-            if number == _GRAPH_FIELD:
-                # A truncated graph is still an ONNX model (and a malformed one).
-                return True
             value, pos = wire.varint(pos, blob.size)
+            if number == _GRAPH_FIELD:
+                # Random bytes almost never declare a graph that fits in the file; a truncated
+                # model still counts when it starts with ir_version, as every writer emits.
+                return pos + value <= blob.size or head[0] == 0x08
             if wire_type == 2:
                 pos += value
     except _Malformed:

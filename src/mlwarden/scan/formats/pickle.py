@@ -19,6 +19,9 @@ class PickleHandler(FormatHandler):
     def sniff(self, head: bytes, blob: Blob) -> bool:
         return looks_like_pickle(head)
 
+    def sniff_raw(self, head: bytes, blob: Blob) -> bool:
+        return looks_like_pickle(head, require_code=True)
+
     def scan(self, ctx: ScanContext) -> None:
         limit = ctx.limits.max_pickle_bytes
         data = ctx.blob.read_all(limit)

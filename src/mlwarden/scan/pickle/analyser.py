@@ -596,13 +596,19 @@ def _bounded_decompress(decompressor: Any, data: bytes, limit: int) -> bytes:
 # -- recognising pickles ---------------------------------------------------------------------
 
 
-def looks_like_pickle(head: bytes) -> bool:
-    """Whether `head` (the first bytes of a source) starts a pickle a loader would run."""
-    if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
-        return True
+def looks_like_pickle(head: bytes, *, require_code: bool = False) -> bool:
+    """Whether `head` (the first bytes of a source) starts a pickle a loader would run.
+
+    With `require_code`, only a pickle that imports or calls something within `head` counts:
+    the test for bytes that are not supposed to be a pickle at all (tensor data).
+    """
     if not head:
         return False
+    if not require_code and len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
+        return True
     result = PickleMachine(head, 0, max_opcodes=100_000).run()
+    if require_code:
+        return any(e.kind in ("import", "call") for e in result.events)
     if result.stopped:
         return result.opcodes >= 2 and result.end >= len(head.rstrip(b"\n\r\t "))
     return any(e.kind in ("import", "call") for e in result.events)

@@ -118,3 +118,21 @@ def test_named_pipe_in_a_folder_never_blocks_the_scan(tmp_path):
     report = mlwarden.scan(tmp_path)
     assert [f.rule for f in report.findings] == ["folder.special-file"]
     assert report.exit_code(Severity.HIGH) == ExitCode.CLEAN
+
+
+def test_scanning_never_imports_the_frameworks_it_reads(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "a.pkl").write_bytes(EVIL)
+    (tmp_path / "b.pkl").write_bytes(pickle.dumps({"w": [1.0]}))
+    code = (
+        "import sys, mlwarden; mlwarden.scan(sys.argv[1]);"
+        "heavy = {'torch', 'sklearn', 'tensorflow', 'keras', 'onnx', 'onnxruntime', 'h5py',"
+        " 'jinja2', 'py7zr', 'joblib', 'numpy'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip() == "[]"

@@ -10,7 +10,7 @@ import abc
 import io
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 HEAD_BYTES = 4096
@@ -86,16 +86,33 @@ class Blob(abc.ABC):
         """A sub-range of this source, read in place."""
         return RegionBlob(self, offset, max(0, min(length, self.size - offset)))
 
+    def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
+        """Release what the source holds open."""
+
 
 @dataclass
 class FileBlob(Blob):
-    """A file on disk."""
+    """A file on disk. Random reads share one handle, opened on first use."""
 
     path: str
     size: int
+    _handle: BinaryIO | None = field(default=None, repr=False, compare=False)
 
     def open(self) -> BinaryIO:
         return open(self.path, "rb")
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        # One handle for the many small reads of sniffing and archive parsing: opening the
+        # file for each read cost more than reading it for small files.
+        if self._handle is None:
+            self._handle = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        self._handle.seek(offset)
+        return self._handle.read(max(0, n))
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
 
 @dataclass

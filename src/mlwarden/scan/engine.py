@@ -172,13 +172,14 @@ def scan_file(
         state.errors.append(ErrorEntry(shown_path, "not a regular file (pipe, socket or device)"))
         return state
     size = info.st_size
-    ctx = ScanContext(
-        state, FileBlob(disk_path, size), file_path=disk_path, _scan_child=_scan_child
-    )
+    blob = FileBlob(disk_path, size)
+    ctx = ScanContext(state, blob, file_path=disk_path, _scan_child=_scan_child)
     try:
         _scan_source(ctx)
     except OSError as exc:
         state.errors.append(ErrorEntry(shown_path, f"cannot read: {exc.strerror or exc}"))
+    finally:
+        blob.close()
     _assign_severities(state)
     return state
 

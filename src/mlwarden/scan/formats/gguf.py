@@ -18,7 +18,6 @@ from mlwarden.findings import Severity
 from mlwarden.scan.blob import Blob
 from mlwarden.scan.context import LimitExceeded, ScanContext
 from mlwarden.scan.formats import FormatHandler, register
-from mlwarden.scan.templates import analyse_template
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (1, 2, 3)
@@ -228,6 +227,8 @@ def _skip_array(ctx: ScanContext, cursor: _Cursor, nesting: int) -> None:
 
 
 def _report_templates(ctx: ScanContext, meta: _Metadata) -> None:
+    from mlwarden.scan.templates import analyse_template  # jinja2 only when templates exist
+
     for key, raw, offset in meta.templates:
         analyse_template(ctx, raw.decode("utf-8", "replace"), origin=f"GGUF metadata {key!r}",
                          offset=offset)

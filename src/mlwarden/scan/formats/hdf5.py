@@ -15,9 +15,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import h5py
-import numpy as np
-
 from mlwarden.findings import Severity
 from mlwarden.scan.blob import Blob, FileBlob
 from mlwarden.scan.context import LimitExceeded, ScanContext
@@ -89,6 +86,8 @@ def _read_config_attributes(ctx: ScanContext) -> dict[str, str]:
     if source is None:
         handle = open_random_access(ctx.blob)
         source = handle
+    import h5py  # only when an HDF5 file is found: it costs 0.1 s to import
+
     try:
         with h5py.File(source, "r") as f:
             found: dict[str, str] = {}
@@ -110,6 +109,8 @@ def _check_size(ctx: ScanContext, attribute: Any, name: str) -> None:
 
 
 def _as_text(value: Any) -> str:
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         if value.size != 1:
             raise ValueError(f"attribute is an array of {value.size} values, not one string")

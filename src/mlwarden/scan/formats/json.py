@@ -22,7 +22,6 @@ from mlwarden.scan.context import LimitExceeded, ScanContext
 from mlwarden.scan.formats import FormatHandler, register
 from mlwarden.scan.keras_config import analyse_keras_config, looks_like_keras_config
 from mlwarden.scan.pickle.analyser import find_hidden_pickles
-from mlwarden.scan.templates import analyse_template
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
@@ -173,6 +172,8 @@ def _python_file(reference: str) -> str:
 
 
 def _analyse_chat_templates(ctx: ScanContext, value: Any) -> None:
+    from mlwarden.scan.templates import analyse_template  # jinja2 only when templates exist
+
     if isinstance(value, str):
         analyse_template(ctx, value, origin="tokenizer config 'chat_template'")
     elif isinstance(value, list):

@@ -385,6 +385,8 @@ def _argument_roles(func: Global) -> tuple[tuple[int, str], ...]:
 
 def _judge_callable(judge: _Judge, func: Global, role: str, event: Event, call: Call) -> None:
     verdict = judge.classify(func)
+    if verdict.verdict is Verdict.SAFE:
+        return
     chain = render(call)
     evidence = {
         "global": func.qualname,

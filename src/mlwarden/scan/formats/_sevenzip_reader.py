@@ -27,6 +27,7 @@ from mlwarden.scan.blob import SpooledBlob
 from mlwarden.scan.context import LimitExceeded, ScanContext
 from mlwarden.scan.formats._blobio import open_random_access
 
+
 @dataclass(frozen=True)
 class _Planned:
     """A member to extract: the synthetic name py7zr sees, and its real one."""
@@ -106,9 +107,6 @@ class _Writers(WriterFactory):
             writer.blob.close()
 
 
-
-
-
 def scan_sevenzip(ctx: ScanContext) -> None:
     """Extract every member of the 7z archive in `ctx` into memory and scan it."""
     with open_random_access(ctx.blob) as f:
@@ -132,8 +130,12 @@ def _plan(ctx: ScanContext, archive: py7zr.SevenZipFile) -> list[_Planned]:
     """The members to extract, renamed for py7zr; refuses folders that would break a cap."""
     files = list(getattr(archive, "files", None) or [])  # absent when the header lists none
     if len(files) > ctx.limits.max_members:
-        ctx.limit_hit(LimitExceeded(
-            "max_members", f"the archive has {len(files)} members, over {ctx.limits.max_members}"))
+        ctx.limit_hit(
+            LimitExceeded(
+                "max_members",
+                f"the archive has {len(files)} members, over {ctx.limits.max_members}",
+            )
+        )
         files = files[: ctx.limits.max_members]
     refused = _refused_folders(ctx, files)
     planned: list[_Planned] = []
@@ -176,17 +178,21 @@ def _refused_folders(ctx: ScanContext, files: list[Any]) -> set[int]:
             _report_bomb(ctx, names[key], size, packed[key])
         elif size > budget:
             refused.add(key)
-            ctx.limit_hit(LimitExceeded(
-                "max_decompressed_bytes",
-                f"7z members {names[key][:5]} declare {size} bytes, more than the "
-                f"{budget} bytes left under the decompression cap; they were not extracted"))
+            ctx.limit_hit(
+                LimitExceeded(
+                    "max_decompressed_bytes",
+                    f"7z members {names[key][:5]} declare {size} bytes, more than the "
+                    f"{budget} bytes left under the decompression cap; they were not extracted",
+                )
+            )
         else:
             budget -= size
     return refused
 
 
-def _extract_and_scan(ctx: ScanContext, archive: py7zr.SevenZipFile,
-                      planned: list[_Planned]) -> None:
+def _extract_and_scan(
+    ctx: ScanContext, archive: py7zr.SevenZipFile, planned: list[_Planned]
+) -> None:
     if not planned:
         return
     writers = _Writers(ctx, planned)
@@ -208,8 +214,9 @@ def _extract_and_scan(ctx: ScanContext, archive: py7zr.SevenZipFile,
 
 
 def _unfinished(planned: list[_Planned], writers: _Writers) -> list[str]:
-    return [p.name for p in planned
-            if p.key not in writers.by_key or not writers.by_key[p.key].finished]
+    return [
+        p.name for p in planned if p.key not in writers.by_key or not writers.by_key[p.key].finished
+    ]
 
 
 def _is_traversal(name: str) -> bool:

@@ -644,9 +644,14 @@ TORCH_FORMATS = frozenset({"pytorch-zip", "torchscript"})
 
 
 def _is_tensor_storage(name: str) -> bool:
-    """``<archive>/data/<key>``: a storage torch.load copies as bytes and never unpickles."""
+    """A member torch.load copies as bytes or reads as text, and never unpickles.
+
+    PyTorch unpickles only ``data.pkl`` and ``constants.pkl`` and compiles TorchScript from
+    ``code/``; storages (``<archive>/data/<key>``) and the small ``version``, ``byteorder`` and
+    ``.data/*`` records are raw.
+    """
     parts = name.split("/")
-    return len(parts) == 3 and parts[1] == "data" and parts[2] != "" and "." not in parts[2]
+    return not name.endswith(".pkl") and "code" not in parts[1:-1] and len(parts) >= 2
 
 
 def _archive_format(names: list[str]) -> str:

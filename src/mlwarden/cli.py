@@ -1,0 +1,570 @@
+"""The ``mlwarden`` command line: parse arguments, call the library, render, set the exit code.
+
+Exit codes (a superset of modelscan's): 0 clean, 1 findings at or above ``--fail-on``, 2 error
+while scanning, 3 nothing scannable found, 4 usage error. Every error is one line on standard
+error, never a traceback (``MLWARDEN_DEBUG=1`` adds one for bugs). Not for: analysis or
+formatting; the library and `mlwarden.report` do that. Heavy modules are imported inside the
+commands so that ``mlwarden --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TextIO
+
+import typer
+
+from mlwarden import __version__
+from mlwarden.errors import MlwardenError, UsageError
+from mlwarden.findings import Severity
+
+if TYPE_CHECKING:
+    from mlwarden.audit.runner import ProgressFn
+    from mlwarden.report import Renderer
+    from mlwarden.report.model import Report
+
+FAIL_ON_CHOICES = (*(s.value for s in Severity), "never")
+
+DEFAULT_POLICY_FILE = "mlwarden-policy.toml"
+
+ERROR_EXIT = MlwardenError.exit_code
+USAGE_EXIT = UsageError.exit_code
+INTERRUPTED_EXIT = 130
+
+app = typer.Typer(
+    name="mlwarden",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+policy_app = typer.Typer(
+    help="Write or show scan policy files.\n\nA policy says which pickle globals are allowed "
+    "beyond the built-in allowlist, which are always denied, and the resource limits.",
+    no_args_is_help=True,
+)
+app.add_typer(policy_app, name="policy")
+
+FormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help="Report format: console, json, sarif, html or markdown.",
+    ),
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write the report to FILE instead of standard output.",
+        show_default=False,
+    ),
+]
+FailOnOption = Annotated[
+    str,
+    typer.Option(
+        "--fail-on",
+        metavar="SEVERITY",
+        help="Exit 1 when a finding is at or above this severity: "
+        "info, low, medium, high, critical, or never.",
+    ),
+]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        metavar="FILE",
+        help="TOML policy file: pickle globals to allow or deny, limits "
+        "(see `mlwarden policy init`).",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="No progress bar and no summary line; the report is still written."
+    ),
+]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlwarden {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Find and fix the OWASP Machine Learning Security Top 10 in real ML systems.
+
+    \b
+    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 error while scanning,
+                3 nothing scannable found, 4 usage error.
+    """
+
+
+@app.command()
+def scan(
+    *,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(metavar="PATH", help="Files and folders to scan.", show_default=False),
+    ],
+    report_format: FormatOption = "console",
+    output: OutputOption = None,
+    fail_on: FailOnOption = "high",
+    policy: PolicyOption = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", metavar="N", help="Files scanned in parallel (>= 1).")
+    ] = 1,
+    quiet: QuietOption = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Exit 0 instead of 3 when nothing scannable is found "
+            "(for hooks that pass arbitrary files).",
+        ),
+    ] = False,
+) -> None:
+    """Scan model files, archives and folders.
+
+    Formats are recognised by content, never by name. Nothing is imported, loaded or run.
+    """
+    threshold = _parse_fail_on(fail_on)
+    renderer = _renderer(report_format)
+    _check_jobs(jobs)
+    _check_inputs(paths)
+    _check_output(output)
+    from mlwarden.report.model import ExitCode
+    from mlwarden.scan.api import scan as scan_paths
+
+    with _progress(quiet) as progress:
+        report = scan_paths(paths, policy=policy, jobs=jobs, progress=progress)
+    report.fail_on = threshold
+    _emit(report, renderer, output, quiet)
+    code = report.verdict().exit_code
+    if allow_empty and code == ExitCode.NOTHING_SCANNED:
+        code = ExitCode.CLEAN
+    raise typer.Exit(code)
+
+
+@app.command()
+def audit(
+    *,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="PATH",
+            help="Files and folders to scan (overrides scan.paths of the plan).",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", metavar="FILE", help="Audit plan (audit.yaml).", show_default=False
+        ),
+    ] = None,
+    report_format: FormatOption = "console",
+    output: OutputOption = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            metavar="SEVERITY",
+            help="Exit 1 when a finding is at or above this severity: info, low, medium, "
+            "high, critical, or never. [default: the plan's fail_on, else high]",
+            show_default=False,
+        ),
+    ] = None,
+    policy: PolicyOption = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            help="Worker processes (>= 1). [default: the plan's, else 1]",
+            show_default=False,
+        ),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", metavar="CHECK", help="Run only this check (repeatable)."),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option("--skip", metavar="CHECK", help="Do not run this check (repeatable)."),
+    ] = None,
+    list_checks: Annotated[
+        bool, typer.Option("--list-checks", help="List the registered checks and exit.")
+    ] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Run the OWASP ML Top 10 audit.
+
+    Every check whose needs are met runs; the others are reported as not assessed.
+    Flags override the plan given with --config.
+    """
+    if list_checks:
+        _print_checks()
+        raise typer.Exit(0)
+    renderer = _renderer(report_format)
+    from mlwarden.audit.runner import AuditContext, run_audit
+    from mlwarden.scan.policy import Policy
+
+    settings = _audit_settings(config, paths, policy, jobs, only, skip, fail_on)
+    _check_output(output)
+    resolved_policy = (
+        Policy.from_file(settings.policy_file) if settings.policy_file is not None else Policy()
+    )
+    with _progress(quiet) as progress:
+        context = AuditContext(
+            paths=settings.paths, policy=resolved_policy, jobs=settings.jobs, progress=progress
+        )
+        report = run_audit(context, only=settings.only, skip=settings.skip)
+    report.fail_on = settings.fail_on
+    _emit(report, renderer, output, quiet)
+    raise typer.Exit(report.verdict().exit_code)
+
+
+@dataclass(frozen=True)
+class _AuditSettings:
+    """The audit's inputs once flags and the plan are merged (flags win)."""
+
+    paths: list[Path] | None
+    policy_file: Path | None
+    jobs: int
+    only: list[str] | None
+    skip: list[str]
+    fail_on: Severity | None
+
+
+def _audit_settings(
+    config: Path | None,
+    paths: list[Path] | None,
+    policy: Path | None,
+    jobs: int | None,
+    only: list[str] | None,
+    skip: list[str] | None,
+    fail_on: str | None,
+) -> _AuditSettings:
+    from mlwarden.audit.plan import load_plan
+
+    plan = load_plan(config) if config is not None else None
+    scan_plan = plan.scan if plan is not None else None
+    settings = _AuditSettings(
+        paths=list(paths) if paths else (list(scan_plan.paths) if scan_plan else None),
+        policy_file=policy or (scan_plan.policy if scan_plan else None),
+        jobs=jobs if jobs is not None else (scan_plan.jobs if scan_plan else 1),
+        only=only or (plan.checks.only if plan else None),
+        skip=skip or (list(plan.checks.skip) if plan else []),
+        fail_on=(
+            _parse_fail_on(fail_on)
+            if fail_on is not None
+            else (plan.fail_on if plan else Severity.HIGH)
+        ),
+    )
+    _check_jobs(settings.jobs)
+    if settings.paths is not None:
+        _check_inputs(settings.paths)
+    return settings
+
+
+@policy_app.command("init")
+def policy_init(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="Where to write the policy.")
+    ] = Path(DEFAULT_POLICY_FILE),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+) -> None:
+    """Write a commented starter policy file.
+
+    As written it changes nothing; uncomment and edit what you need.
+    """
+    from mlwarden.scan.policy_template import starter_policy_text
+
+    if output.exists() and not force:
+        raise UsageError(f"{output} already exists; pass --force to overwrite it")
+    _check_output(output)
+    _write_text(output, starter_policy_text(output.name))
+    typer.echo(f"Wrote starter policy to {output}; use it with: mlwarden scan --policy {output}")
+
+
+@policy_app.command("show-allowlist")
+def policy_show_allowlist() -> None:
+    """Print the built-in allowlist.
+
+    These are the globals a pickle may reference without a finding.
+    """
+    from mlwarden.scan.policy import builtin_allowlist
+
+    entries = sorted(builtin_allowlist().items())
+    width = max((len(name) for name, _ in entries), default=0)
+    _write_stdout("".join(f"{name:<{width}}  # {why}\n" for name, why in entries))
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="Folder to build the demo models in.")
+    ] = Path("demo-models"),
+    report_file: Annotated[
+        Path, typer.Option("--report", metavar="FILE", help="Where to write the report.")
+    ] = Path("report.html"),
+    report_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            help="Report format: html, console, json, sarif or markdown.",
+        ),
+    ] = "html",
+    quiet: QuietOption = False,
+) -> None:
+    """Build demo models, scan them, write a report.
+
+    The folder holds real benign PyTorch, scikit-learn, NumPy, safetensors and ONNX files and
+    harmless malicious samples. Exits 0 when the demo ran: its findings are the point.
+    """
+    renderer = _renderer(report_format)
+    _check_output(report_file)
+    from mlwarden.demo.builder import build_demo
+    from mlwarden.scan.api import scan as scan_paths
+
+    with _status("Building the demo models", quiet):
+        built = build_demo(out)
+    with _progress(quiet) as progress:
+        report = scan_paths([out], progress=progress)
+    _emit(report, renderer, report_file, quiet=True)
+    if built.marker.exists():
+        raise MlwardenError(f"a demo payload ran: {built.marker} exists (this is a bug)")
+    lines = [
+        f"Built {len(built.benign)} benign and {len(built.malicious)} malicious demo files "
+        f"in {out}/",
+        f"Scanned them without running anything: {_count_text(report.counts())}.",
+    ]
+    lines += [
+        f"Skipped {sample} (not installed: {', '.join(needs)})."
+        for sample, needs in sorted(built.skipped.items())
+    ]
+    lines.append(f"Report: {report_file.resolve()}")
+    typer.echo("\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console-script entry point)."""
+    command = typer.main.get_command(app)
+    # typer may vendor click; its exception classes live wherever BadParameter does.
+    click_errors = sys.modules[typer.BadParameter.__module__]
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="mlwarden",
+            standalone_mode=False,
+        )
+    except click_errors.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message(), err=True)
+            return USAGE_EXIT
+        return _fail(_usage_message(exc), USAGE_EXIT)
+    except click_errors.ClickException as exc:
+        return _fail(exc.format_message(), USAGE_EXIT)
+    except (typer.Abort, KeyboardInterrupt):
+        return _fail("interrupted", INTERRUPTED_EXIT)
+    except MlwardenError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("MLWARDEN_DEBUG") == "1":
+            traceback.print_exc()
+        return _fail(
+            f"internal error: {type(exc).__name__}: {exc} (this is a bug; please report it, "
+            "with the output of MLWARDEN_DEBUG=1)",
+            ERROR_EXIT,
+        )
+    return result if isinstance(result, int) else 0
+
+
+def _fail(message: str, code: int) -> int:
+    flat = " ".join(str(message).split())
+    print(f"mlwarden: error: {flat}", file=sys.stderr)
+    return code
+
+
+def _usage_message(exc: Exception) -> str:
+    """The parser's message, and where to read the command's help."""
+    text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        return f"{text} (see '{ctx.command_path} --help')"
+    return str(text)
+
+
+def _parse_fail_on(text: str) -> Severity | None:
+    if text.strip().lower() == "never":
+        return None
+    try:
+        return Severity.parse(text)
+    except ValueError:
+        raise UsageError(
+            f"--fail-on {text!r} is not one of: {', '.join(FAIL_ON_CHOICES)}"
+        ) from None
+
+
+def _renderer(name: str) -> Renderer:
+    from mlwarden.report import get_renderer
+
+    return get_renderer(name)
+
+
+def _check_jobs(jobs: int) -> None:
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+
+
+def _check_inputs(paths: Sequence[Path]) -> None:
+    for path in paths:
+        if not os.path.lexists(path):
+            raise UsageError(f"no such file or directory: {path}")
+        # A pipe or device named on the command line would block the scan on its first read.
+        if path.exists() and not (path.is_file() or path.is_dir()):
+            raise UsageError(f"{path} is not a regular file or folder")
+
+
+def _check_output(output: Path | None) -> None:
+    if output is None:
+        return
+    if output.is_dir():
+        raise UsageError(f"cannot write to {output}: it is a directory")
+    folder = output.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write to {output}: folder {folder} does not exist")
+
+
+def _emit(report: Report, renderer: Renderer, output: Path | None, quiet: bool) -> None:
+    """Render the report to `output` or standard output; summarise on stderr when useful."""
+    colour = output is None and renderer.name == "console" and _colour_allowed(sys.stdout)
+    text = renderer.render(report, color=colour)
+    if output is None:
+        _write_stdout(text)
+        return
+    _write_text(output, text)
+    if not quiet:
+        print(f"mlwarden: {_summary(report)}; report written to {output}", file=sys.stderr)
+
+
+def _summary(report: Report) -> str:
+    files = len({s.path for s in report.scanned})
+    recognised = len({s.path for s in report.recognised_files()})
+    parts = [f"{files} file{'s' if files != 1 else ''} scanned ({recognised} recognised)"]
+    parts.append(_count_text(report.counts()))
+    if report.errors:
+        parts.append(f"{len(report.errors)} error{'s' if len(report.errors) != 1 else ''}")
+    if not report.checks_run:
+        parts.append("nothing scannable found")
+    return ", ".join(parts)
+
+
+def _count_text(counts: dict[Severity, int]) -> str:
+    present = [f"{n} {s.value}" for s, n in sorted(counts.items(), reverse=True) if n]
+    return ", ".join(present) if present else "no findings"
+
+
+def _print_checks() -> None:
+    from mlwarden.audit.registry import all_checks
+
+    rows = [
+        (c.id, ",".join(r.value for r in c.risks), ",".join(sorted(c.needs)) or "-", c.title)
+        for c in all_checks()
+    ]
+    header = ("CHECK", "RISKS", "NEEDS", "WHAT IT ASSESSES")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    lines = [
+        f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}"
+        for row in [header, *rows]
+    ]
+    _write_stdout("\n".join(lines) + "\n")
+
+
+def _colour_allowed(stream: TextIO) -> bool:
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _interactive_stderr(quiet: bool) -> bool:
+    in_ci = os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+    return not quiet and not in_ci and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool) -> Iterator[ProgressFn | None]:
+    """A rich progress bar on an interactive stderr, otherwise no callback at all."""
+    if not _interactive_stderr(quiet):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("scanning", total=None)
+
+        def update(description: str, done: int, total: int) -> None:
+            bar.update(task, description=description, completed=done, total=total or None)
+
+        yield update
+
+
+@contextlib.contextmanager
+def _status(message: str, quiet: bool) -> Iterator[None]:
+    """A spinner on an interactive stderr while slow work runs."""
+    if not _interactive_stderr(quiet):
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise MlwardenError(f"cannot write {path}: {exc.strerror or exc}") from None

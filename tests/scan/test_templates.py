@@ -72,43 +72,50 @@ TOOLS = """
 """
 
 
-@pytest.mark.parametrize("template", [CHATML, LLAMA3, MISTRAL, TOOLS],
-                         ids=["chatml", "llama3", "mistral", "tools"])
+@pytest.mark.parametrize(
+    "template", [CHATML, LLAMA3, MISTRAL, TOOLS], ids=["chatml", "llama3", "mistral", "tools"]
+)
 def test_benign_chat_templates_give_no_issue(template: str) -> None:
     analysis = inspect_template(template)
     assert analysis.parse_error is None
     assert analysis.issues == ()
 
 
-@pytest.mark.parametrize(("template", "expected"), [
-    # The "Llama Drama" payload (CVE-2024-34359).
-    ("{% for x in ().__class__.__base__.__subclasses__() %}{% if 'warning' in x.__name__ %}"
-     "{{ x()._module.__builtins__['__import__']('os').popen('touch /tmp/m') }}"
-     "{% endif %}{% endfor %}", "__subclasses__"),
-    ("{{ self.__init__.__globals__.__builtins__ }}", "__globals__"),
-    ("{{ cycler.__init__.__globals__.os.popen('id').read() }}", "__init__"),
-    ("{{ lipsum['__globals__'] }}", "__globals__"),
-    ("{{ x | attr('__class__') }}", "__class__"),
-    ("{{ x | attr('\\x5f\\x5fclass\\x5f\\x5f') }}", "__class__"),
-    ("{{ x['_' ~ '_class_' ~ '_'] }}", "__class__"),
-    ("{{ x['_' + '_cla' + 'ss__'] }}", "__class__"),
-    ("{% set u = '_' * 2 %}{{ x[u ~ 'class' ~ u] }}", "__class__"),
-    ("{{ x[['__cla', 'ss__'] | join] }}", "__class__"),
-    ("{{ x['%c%c%s%c%c' | format(95, 95, 'class', 95, 95)] }}", "__class__"),
-    ("{{ x['{}{}class{}{}'.format('_', '_', '_', '_')] }}", "__class__"),
-    ("{{ x['__CLASS__'.lower()] }}", "__class__"),
-    ("{{ messages | map(attribute='__class__') | list }}", "__class__"),
-    ("{{ messages | selectattr('__class__.__name__') | list }}", "__class__"),
-    ("{{ (lipsum | string)[0] }}", "text form"),
-    ("{{ (() | select | string | list)[24] }}", "text form"),
-    ("{{ lipsum.func_globals }}", "func_globals"),
-    ("{{ request.application }}", "request"),
-    ("{{ os.popen('id') }}", "popen"),
-    ("{{ __import__('os') }}", "__import__"),
-    ("{{ getattr(x, 'y') }}", "getattr"),
-    ("{{ dict(__class__=1) }}", "__class__"),
-    ("{% set ns = namespace() %}{% set ns.__class__ = 1 %}", "__class__"),
-])
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        # The "Llama Drama" payload (CVE-2024-34359).
+        (
+            "{% for x in ().__class__.__base__.__subclasses__() %}{% if 'warning' in x.__name__ %}"
+            "{{ x()._module.__builtins__['__import__']('os').popen('touch /tmp/m') }}"
+            "{% endif %}{% endfor %}",
+            "__subclasses__",
+        ),
+        ("{{ self.__init__.__globals__.__builtins__ }}", "__globals__"),
+        ("{{ cycler.__init__.__globals__.os.popen('id').read() }}", "__init__"),
+        ("{{ lipsum['__globals__'] }}", "__globals__"),
+        ("{{ x | attr('__class__') }}", "__class__"),
+        ("{{ x | attr('\\x5f\\x5fclass\\x5f\\x5f') }}", "__class__"),
+        ("{{ x['_' ~ '_class_' ~ '_'] }}", "__class__"),
+        ("{{ x['_' + '_cla' + 'ss__'] }}", "__class__"),
+        ("{% set u = '_' * 2 %}{{ x[u ~ 'class' ~ u] }}", "__class__"),
+        ("{{ x[['__cla', 'ss__'] | join] }}", "__class__"),
+        ("{{ x['%c%c%s%c%c' | format(95, 95, 'class', 95, 95)] }}", "__class__"),
+        ("{{ x['{}{}class{}{}'.format('_', '_', '_', '_')] }}", "__class__"),
+        ("{{ x['__CLASS__'.lower()] }}", "__class__"),
+        ("{{ messages | map(attribute='__class__') | list }}", "__class__"),
+        ("{{ messages | selectattr('__class__.__name__') | list }}", "__class__"),
+        ("{{ (lipsum | string)[0] }}", "text form"),
+        ("{{ (() | select | string | list)[24] }}", "text form"),
+        ("{{ lipsum.func_globals }}", "func_globals"),
+        ("{{ request.application }}", "request"),
+        ("{{ os.popen('id') }}", "popen"),
+        ("{{ __import__('os') }}", "__import__"),
+        ("{{ getattr(x, 'y') }}", "getattr"),
+        ("{{ dict(__class__=1) }}", "__class__"),
+        ("{% set ns = namespace() %}{% set ns.__class__ = 1 %}", "__class__"),
+    ],
+)
 def test_escape_constructs_are_critical(template: str, expected: str) -> None:
     analysis = inspect_template(template)
     assert analysis.parse_error is None
@@ -132,34 +139,43 @@ def test_issue_carries_the_template_line() -> None:
     assert analysis.issues[0].line == 3
 
 
-@pytest.mark.parametrize("template", [
-    "{{ x | attr(name) }}",
-    "{% include 'other.j2' %}",
-    "{% import 'macros.j2' as m %}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ x | attr(name) }}",
+        "{% include 'other.j2' %}",
+        "{% import 'macros.j2' as m %}",
+    ],
+)
 def test_unusual_but_unproven_constructs_are_medium(template: str) -> None:
     issues = inspect_template(template).issues
     assert [i.rule for i in issues] == [SUSPICIOUS_RULE]
     assert issues[0].severity is Severity.MEDIUM
 
 
-@pytest.mark.parametrize("template", [
-    "{% set config = {'a': 1} %}{{ config.a }}",
-    "{% set c = cycler('a', 'b') %}{{ c.next() }}{{ cycler.next }}",
-    "{% macro getattr(x) %}{{ x }}{% endmacro %}{{ getattr(1) }}",
-    "{{ name.replace(' ', '_') }}{{ '<__media__>' }}{{ x.snake_case_name }}",
-    "{{ messages[0]['content'][:100] }}{{ (message.content | string)[0] }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% set config = {'a': 1} %}{{ config.a }}",
+        "{% set c = cycler('a', 'b') %}{{ c.next() }}{{ cycler.next }}",
+        "{% macro getattr(x) %}{{ x }}{% endmacro %}{{ getattr(1) }}",
+        "{{ name.replace(' ', '_') }}{{ '<__media__>' }}{{ x.snake_case_name }}",
+        "{{ messages[0]['content'][:100] }}{{ (message.content | string)[0] }}",
+    ],
+)
 def test_lookalikes_of_escape_constructs_are_not_flagged(template: str) -> None:
     assert inspect_template(template).issues == ()
 
 
-@pytest.mark.parametrize("template", [
-    "{% for %}",
-    "{{ unclosed",
-    "{% if x %}no end",
-    "{{ x" + "(" * 5000 + ")" * 5000 + " }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% for %}",
+        "{{ unclosed",
+        "{% if x %}no end",
+        "{{ x" + "(" * 5000 + ")" * 5000 + " }}",
+    ],
+)
 def test_unparseable_templates_are_reported_not_raised(template: str) -> None:
     analysis = inspect_template(template)
     assert analysis.parse_error
@@ -181,8 +197,9 @@ def _ctx() -> ScanContext:
 
 def test_analyse_reports_findings_with_origin_and_cve() -> None:
     ctx = _ctx()
-    analyse_template(ctx, "{{ x.__class__ }}", origin="GGUF metadata 'tokenizer.chat_template'",
-                     offset=42)
+    analyse_template(
+        ctx, "{{ x.__class__ }}", origin="GGUF metadata 'tokenizer.chat_template'", offset=42
+    )
     [finding] = ctx.state.findings
     assert finding.rule == ESCAPE_RULE
     assert finding.severity is Severity.CRITICAL

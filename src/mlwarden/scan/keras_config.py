@@ -24,27 +24,100 @@ from typing import Any
 from mlwarden.findings import Severity
 from mlwarden.scan.context import ScanContext
 
-KERAS_MODULES = ("keras", "tf_keras", "tensorflow.keras", "tf.keras", "keras_nlp",
-                 "keras_hub", "keras_cv")
+KERAS_MODULES = (
+    "keras",
+    "tf_keras",
+    "tensorflow.keras",
+    "tf.keras",
+    "keras_nlp",
+    "keras_hub",
+    "keras_cv",
+)
 """Module roots whose classes and functions Keras itself provides."""
 KERAS_PACKAGES = frozenset({"keras", "keras_nlp", "keras_hub", "keras_cv"})
 """``registered_name`` packages (``package>Name``) that belong to Keras."""
 
-DANGEROUS_MODULES = frozenset({
-    "os", "posix", "nt", "subprocess", "builtins", "__builtin__", "sys", "socket", "shutil",
-    "importlib", "pickle", "_pickle", "marshal", "runpy", "pty", "ctypes", "code", "codeop",
-    "webbrowser", "asyncio", "multiprocessing", "pdb", "bdb", "pydoc", "platform", "commands",
-    "requests", "urllib", "http", "ftplib", "telnetlib", "smtplib", "pkgutil", "types",
-    "operator", "functools", "io", "tempfile",
-})
+DANGEROUS_MODULES = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "builtins",
+        "__builtin__",
+        "sys",
+        "socket",
+        "shutil",
+        "importlib",
+        "pickle",
+        "_pickle",
+        "marshal",
+        "runpy",
+        "pty",
+        "ctypes",
+        "code",
+        "codeop",
+        "webbrowser",
+        "asyncio",
+        "multiprocessing",
+        "pdb",
+        "bdb",
+        "pydoc",
+        "platform",
+        "commands",
+        "requests",
+        "urllib",
+        "http",
+        "ftplib",
+        "telnetlib",
+        "smtplib",
+        "pkgutil",
+        "types",
+        "operator",
+        "functools",
+        "io",
+        "tempfile",
+    }
+)
 """Module roots whose functions run programs, touch files or the network, or resolve names."""
 
-SUSPICIOUS_CODE_NAMES = frozenset({
-    "os", "system", "popen", "subprocess", "Popen", "run", "call", "check_output", "eval",
-    "exec", "compile", "__import__", "import_module", "open", "socket", "connect", "builtins",
-    "__builtins__", "getattr", "setattr", "marshal", "loads", "pickle", "urlopen", "requests",
-    "remove", "unlink", "rmtree", "spawn", "execve", "fork", "ctypes", "CDLL",
-})
+SUSPICIOUS_CODE_NAMES = frozenset(
+    {
+        "os",
+        "system",
+        "popen",
+        "subprocess",
+        "Popen",
+        "run",
+        "call",
+        "check_output",
+        "eval",
+        "exec",
+        "compile",
+        "__import__",
+        "import_module",
+        "open",
+        "socket",
+        "connect",
+        "builtins",
+        "__builtins__",
+        "getattr",
+        "setattr",
+        "marshal",
+        "loads",
+        "pickle",
+        "urlopen",
+        "requests",
+        "remove",
+        "unlink",
+        "rmtree",
+        "spawn",
+        "execve",
+        "fork",
+        "ctypes",
+        "CDLL",
+    }
+)
 """Names in Lambda bytecode worth pointing out to a reviewer."""
 
 UNSAFE_SWITCH = "enable_unsafe_deserialization"
@@ -108,13 +181,20 @@ def inspect_keras_config(config: Any, *, in_hdf5: bool = False) -> list[KerasIss
     return walk.issues
 
 
-def analyse_keras_config(ctx: ScanContext, config: Any, *, origin: str,
-                         in_hdf5: bool = False) -> list[KerasIssue]:
+def analyse_keras_config(
+    ctx: ScanContext, config: Any, *, origin: str, in_hdf5: bool = False
+) -> list[KerasIssue]:
     """Inspect a config and report what it holds into `ctx`; `origin` names where it was."""
     issues = inspect_keras_config(config, in_hdf5=in_hdf5)
     for issue in issues:
-        ctx.add(issue.rule, issue.severity, issue.title, issue.detail,
-                evidence={**issue.evidence, "origin": origin}, remediation=issue.remediation)
+        ctx.add(
+            issue.rule,
+            issue.severity,
+            issue.title,
+            issue.detail,
+            evidence={**issue.evidence, "origin": origin},
+            remediation=issue.remediation,
+        )
     return issues
 
 
@@ -222,8 +302,9 @@ def _lambda_issue(walk: _Walk, path: tuple[str | int, ...], node: dict[str, Any]
     )
 
 
-def _lambda_payload(walk: _Walk, node: dict[str, Any],
-                    config: dict[str, Any]) -> tuple[bytes | None, str | None]:
+def _lambda_payload(
+    walk: _Walk, node: dict[str, Any], config: dict[str, Any]
+) -> tuple[bytes | None, str | None]:
     """The bytecode and/or the function reference of a Lambda (either serialization)."""
     if node.get("class_name") == "__lambda__":
         return _decode_code(config.get("code")), None
@@ -314,18 +395,24 @@ def _tf_op_issue(path: tuple[str | int, ...], node: dict[str, Any]) -> KerasIssu
     )
 
 
-def _module_issue(path: tuple[str | int, ...], node: dict[str, Any],
-                  module: str) -> KerasIssue:
+def _module_issue(path: tuple[str | int, ...], node: dict[str, Any], module: str) -> KerasIssue:
     class_name = node.get("class_name")
     inner = node.get("config")
     is_function = class_name == "function"
-    target = f"{module}.{inner}" if is_function and isinstance(inner, str) else (
-        f"{module}.{class_name}")
+    target = (
+        f"{module}.{inner}"
+        if is_function and isinstance(inner, str)
+        else (f"{module}.{class_name}")
+    )
     root = module.split(".", 1)[0]
     registered = node.get("registered_name")
-    evidence: dict[str, Any] = {"path": _path_text(path), "module": module,
-                                "class_name": class_name, "target": target[:300],
-                                "cve": MODULE_CVE}
+    evidence: dict[str, Any] = {
+        "path": _path_text(path),
+        "module": module,
+        "class_name": class_name,
+        "target": target[:300],
+        "cve": MODULE_CVE,
+    }
     if is_function or root in DANGEROUS_MODULES:
         severity = Severity.CRITICAL
         what = "function" if is_function else "object"
@@ -348,16 +435,21 @@ def _module_issue(path: tuple[str | int, ...], node: dict[str, Any],
     )
 
 
-def _custom_object_issue(path: tuple[str | int, ...], node: dict[str, Any],
-                         registered: str) -> KerasIssue:
+def _custom_object_issue(
+    path: tuple[str | int, ...], node: dict[str, Any], registered: str
+) -> KerasIssue:
     return KerasIssue(
         "keras.custom-object",
         Severity.MEDIUM,
         f"Keras config needs custom object {registered!r}",
         "The model uses a class or function registered by its author, not by Keras; loading "
         "it needs that author's code (custom_objects or an import of their module).",
-        {"path": _path_text(path), "registered_name": registered,
-         "module": node.get("module"), "class_name": node.get("class_name")},
+        {
+            "path": _path_text(path),
+            "registered_name": registered,
+            "module": node.get("module"),
+            "class_name": node.get("class_name"),
+        },
         "Load it only with custom code you have reviewed and trust.",
     )
 

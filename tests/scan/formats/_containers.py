@@ -99,5 +99,8 @@ def mutate(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
 
 def unparseable_by(state: FileScan, handler_names: set[str]) -> list[Finding]:
     """Findings where one of `handler_names` failed with an exception (a handler bug)."""
-    return [f for f in state.findings
-            if f.rule == "scan.unparseable" and f.evidence.get("format") in handler_names]
+    return [
+        f
+        for f in state.findings
+        if f.rule == "scan.unparseable" and f.evidence.get("format") in handler_names
+    ]

@@ -218,15 +218,23 @@ def test_unsupported_compressor_is_reported_as_unverified():
     ],
 )
 def test_data_that_only_looks_compressed_is_not_claimed(data):
-    claimed = [h.name for h in handlers() if isinstance(h, CompressedStreamHandler)
-               and h.sniff(data[:4096], BytesBlob(data))]
+    claimed = [
+        h.name
+        for h in handlers()
+        if isinstance(h, CompressedStreamHandler) and h.sniff(data[:4096], BytesBlob(data))
+    ]
     assert claimed == []
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.sampled_from(sorted(COMPRESSORS)),
-       st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1 << 20), st.integers(0, 255)),
-                min_size=1, max_size=8))
+@given(
+    st.sampled_from(sorted(COMPRESSORS)),
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 1 << 20), st.integers(0, 255)),
+        min_size=1,
+        max_size=8,
+    ),
+)
 def test_mutated_streams_give_findings_never_handler_errors(name, edits):
     seed = COMPRESSORS[name](pickle.dumps({"k": list(range(100))}))
     state = scan_bytes(mutate(seed, edits))

@@ -33,8 +33,12 @@ LLAMA_DRAMA = (
 )
 
 
-def _write(path: Path, template: str | list[dict[str, str]] | None = None,
-           tensor_values: int = 8, endian: gguf.GGUFEndian = gguf.GGUFEndian.LITTLE) -> Path:
+def _write(
+    path: Path,
+    template: str | list[dict[str, str]] | None = None,
+    tensor_values: int = 8,
+    endian: gguf.GGUFEndian = gguf.GGUFEndian.LITTLE,
+) -> Path:
     writer = gguf.GGUFWriter(str(path), "llama", endianess=endian)
     writer.add_string("general.name", "tiny")
     writer.add_array("tokenizer.ggml.tokens", ["<s>", "</s>", "a", "b"])
@@ -79,8 +83,10 @@ def test_llama_drama_template_is_critical(tmp_path: Path) -> None:
 
 
 def test_named_chat_templates_are_analysed_too(tmp_path: Path) -> None:
-    templates = [{"name": "default", "template": CHATML},
-                 {"name": "tool_use", "template": "{{ lipsum.__globals__ }}"}]
+    templates = [
+        {"name": "default", "template": CHATML},
+        {"name": "tool_use", "template": "{{ lipsum.__globals__ }}"},
+    ]
     state = scan_path(_write(tmp_path / "m.gguf", templates))
     origins = {f.evidence["origin"] for f in by_rule(state, "template.sandbox-escape")}
     assert origins == {"GGUF metadata 'tokenizer.chat_template.tool_use'"}
@@ -100,8 +106,13 @@ def test_big_endian_file_is_read(tmp_path: Path) -> None:
 def test_older_versions_are_read(version: int) -> None:
     count = "<I" if version == 1 else "<Q"
     key, value = b"tokenizer.chat_template", b"{{ x.__mro__ }}"
-    kv = struct.pack(count, len(key)) + key + struct.pack("<I", 8) + struct.pack(
-        count, len(value)) + value
+    kv = (
+        struct.pack(count, len(key))
+        + key
+        + struct.pack("<I", 8)
+        + struct.pack(count, len(value))
+        + value
+    )
     data = b"GGUF" + struct.pack("<I", version) + struct.pack(count, 0) + struct.pack(count, 1) + kv
     assert "template.sandbox-escape" in rules(scan_bytes(data))
 
@@ -121,18 +132,25 @@ def test_template_before_a_break_is_still_analysed() -> None:
     assert {"template.sandbox-escape", "gguf.malformed"} <= rules(state)
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    (_header(10**15), "room for at most"),
-    (_header(1) + struct.pack("<Q", 2**62) + b"key" + bytes(32), "remain"),
-    (_header(1) + _string(b"k") + struct.pack("<I", 9) + struct.pack("<IQ", 8, 2**60),
-     "room for at most"),
-    (_header(1) + _string(b"k") + struct.pack("<I", 9) + struct.pack("<IQ", 0, 2**60), "past"),
-    (_header(1) + _string(b"k") + struct.pack("<I", 9) + struct.pack("<IQ", 77, 1),
-     "unknown array item type"),
-    (_header(1) + _string(b"k") + struct.pack("<I", 13) + bytes(8), "unknown value type"),
-    (_header(2) + _kv_string(b"a", b"b") + _string(b"key") + b"\x08", "past the end"),
-    (_header(1) + _string(b"k") + struct.pack("<I", 4), "past the end"),
-])
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_header(10**15), "room for at most"),
+        (_header(1) + struct.pack("<Q", 2**62) + b"key" + bytes(32), "remain"),
+        (
+            _header(1) + _string(b"k") + struct.pack("<I", 9) + struct.pack("<IQ", 8, 2**60),
+            "room for at most",
+        ),
+        (_header(1) + _string(b"k") + struct.pack("<I", 9) + struct.pack("<IQ", 0, 2**60), "past"),
+        (
+            _header(1) + _string(b"k") + struct.pack("<I", 9) + struct.pack("<IQ", 77, 1),
+            "unknown array item type",
+        ),
+        (_header(1) + _string(b"k") + struct.pack("<I", 13) + bytes(8), "unknown value type"),
+        (_header(2) + _kv_string(b"a", b"b") + _string(b"key") + b"\x08", "past the end"),
+        (_header(1) + _string(b"k") + struct.pack("<I", 4), "past the end"),
+    ],
+)
 def test_lying_or_truncated_metadata_is_malformed(data: bytes, reason: str) -> None:
     findings = by_rule(scan_bytes(data), "gguf.malformed")
     assert findings, reason

@@ -32,9 +32,15 @@ def _lambda_code(marker: Path) -> str:
 
 def _dense(keras3: bool = False) -> dict[str, Any]:
     initializer = {"class_name": "GlorotUniform", "config": {"seed": None}}
-    layer: dict[str, Any] = {"class_name": "Dense",
-                             "config": {"name": "dense", "units": 2, "activation": "relu",
-                                        "kernel_initializer": initializer}}
+    layer: dict[str, Any] = {
+        "class_name": "Dense",
+        "config": {
+            "name": "dense",
+            "units": 2,
+            "activation": "relu",
+            "kernel_initializer": initializer,
+        },
+    }
     if keras3:
         initializer.update(module="keras.initializers", registered_name=None)
         layer.update(module="keras.layers", registered_name=None)
@@ -42,33 +48,62 @@ def _dense(keras3: bool = False) -> dict[str, Any]:
 
 
 def _sequential(*layers: dict[str, Any], keras3: bool = False) -> dict[str, Any]:
-    model: dict[str, Any] = {"class_name": "Sequential",
-                             "config": {"name": "sequential", "layers": list(layers)}}
+    model: dict[str, Any] = {
+        "class_name": "Sequential",
+        "config": {"name": "sequential", "layers": list(layers)},
+    }
     if keras3:
-        model.update(module="keras", registered_name=None,
-                     compile_config={"optimizer": {"module": "keras.optimizers",
-                                                   "class_name": "Adam", "config": {},
-                                                   "registered_name": None},
-                                     "loss": "mse"})
+        model.update(
+            module="keras",
+            registered_name=None,
+            compile_config={
+                "optimizer": {
+                    "module": "keras.optimizers",
+                    "class_name": "Adam",
+                    "config": {},
+                    "registered_name": None,
+                },
+                "loss": "mse",
+            },
+        )
     return model
 
 
 def _tf_keras_lambda(marker: Path) -> dict[str, Any]:
-    return {"class_name": "Lambda",
-            "config": {"name": "sneaky", "function": [_lambda_code(marker), None, None],
-                       "function_type": "lambda", "module": "__main__", "arguments": {}}}
+    return {
+        "class_name": "Lambda",
+        "config": {
+            "name": "sneaky",
+            "function": [_lambda_code(marker), None, None],
+            "function_type": "lambda",
+            "module": "__main__",
+            "arguments": {},
+        },
+    }
 
 
 def _keras3_lambda(marker: Path) -> dict[str, Any]:
-    return {"module": "keras.layers", "class_name": "Lambda", "registered_name": None,
-            "config": {"name": "sneaky", "arguments": {},
-                       "function": {"class_name": "__lambda__",
-                                    "config": {"code": _lambda_code(marker), "defaults": None,
-                                               "closure": None}}}}
+    return {
+        "module": "keras.layers",
+        "class_name": "Lambda",
+        "registered_name": None,
+        "config": {
+            "name": "sneaky",
+            "arguments": {},
+            "function": {
+                "class_name": "__lambda__",
+                "config": {"code": _lambda_code(marker), "defaults": None, "closure": None},
+            },
+        },
+    }
 
 
-def _h5(path: Path, model_config: dict[str, Any] | str | None,
-        training_config: dict[str, Any] | None = None, userblock: bytes = b"") -> Path:
+def _h5(
+    path: Path,
+    model_config: dict[str, Any] | str | None,
+    training_config: dict[str, Any] | None = None,
+    userblock: bytes = b"",
+) -> Path:
     with h5py.File(path, "w", userblock_size=512 if userblock else 0) as f:
         if model_config is not None:
             text = model_config if isinstance(model_config, str) else json.dumps(model_config)
@@ -97,9 +132,11 @@ def _keras_archive(config: dict[str, Any]) -> bytes:
 
 
 def test_keras_h5_without_lambda_is_clean(tmp_path: Path) -> None:
-    path = _h5(tmp_path / "m.h5", _sequential(_dense()),
-               training_config={"loss": "mse", "optimizer_config": {"class_name": "Adam",
-                                                                    "config": {}}})
+    path = _h5(
+        tmp_path / "m.h5",
+        _sequential(_dense()),
+        training_config={"loss": "mse", "optimizer_config": {"class_name": "Adam", "config": {}}},
+    )
     state = scan_path(path)
     assert formats(state) == {None: "keras-hdf5"}
     assert state.findings == []
@@ -134,8 +171,12 @@ def test_config_stored_as_bytes_is_read(tmp_path: Path) -> None:
 
 
 def test_training_config_is_analysed(tmp_path: Path) -> None:
-    loss = {"module": "subprocess", "class_name": "function", "config": "getoutput",
-            "registered_name": "getoutput"}
+    loss = {
+        "module": "subprocess",
+        "class_name": "function",
+        "config": "getoutput",
+        "registered_name": "getoutput",
+    }
     path = _h5(tmp_path / "m.h5", _sequential(_dense()), training_config={"loss": loss})
     finding = by_rule(scan_path(path), "keras.arbitrary-module")[0]
     assert finding.evidence["origin"] == "HDF5 root attribute 'training_config'"
@@ -196,8 +237,12 @@ def test_keras3_lambda_in_archive_is_critical(tmp_path: Path) -> None:
 
 def test_cve_2025_1550_function_from_any_module_is_critical() -> None:
     dense = _dense(keras3=True)
-    dense["config"]["activation"] = {"module": "os", "class_name": "function",
-                                     "config": "system", "registered_name": "system"}
+    dense["config"]["activation"] = {
+        "module": "os",
+        "class_name": "function",
+        "config": "system",
+        "registered_name": "system",
+    }
     state = scan_bytes(_keras_archive(_sequential(dense, keras3=True)))
     [finding] = by_rule(state, "keras.arbitrary-module")
     assert finding.severity is Severity.CRITICAL
@@ -206,8 +251,12 @@ def test_cve_2025_1550_function_from_any_module_is_critical() -> None:
 
 
 def test_cve_2025_9906_unsafe_switch_is_critical() -> None:
-    switch = {"module": "keras.config", "class_name": "function",
-              "config": "enable_unsafe_deserialization", "registered_name": None}
+    switch = {
+        "module": "keras.config",
+        "class_name": "function",
+        "config": "enable_unsafe_deserialization",
+        "registered_name": None,
+    }
     config = _sequential(_dense(keras3=True), keras3=True)
     config["config"]["layers"][0]["config"]["activation"] = switch
     state = scan_bytes(_keras_archive(config))
@@ -220,21 +269,27 @@ def test_cve_2025_9906_unsafe_switch_is_critical() -> None:
 
 
 def test_class_from_a_foreign_module_is_high() -> None:
-    [issue] = inspect_keras_config({"module": "somepkg.layers", "class_name": "Thing",
-                                    "config": {}, "registered_name": None})
+    [issue] = inspect_keras_config(
+        {"module": "somepkg.layers", "class_name": "Thing", "config": {}, "registered_name": None}
+    )
     assert issue.rule == "keras.arbitrary-module"
     assert issue.severity is Severity.HIGH
 
 
 def test_class_from_a_dangerous_module_is_critical() -> None:
-    [issue] = inspect_keras_config({"module": "subprocess", "class_name": "Popen",
-                                    "config": {}, "registered_name": None})
+    [issue] = inspect_keras_config(
+        {"module": "subprocess", "class_name": "Popen", "config": {}, "registered_name": None}
+    )
     assert issue.severity is Severity.CRITICAL
 
 
 def test_registered_custom_object_is_medium() -> None:
-    layer = {"module": "my_project.layers", "class_name": "Residual", "config": {},
-             "registered_name": "MyProject>Residual"}
+    layer = {
+        "module": "my_project.layers",
+        "class_name": "Residual",
+        "config": {},
+        "registered_name": "MyProject>Residual",
+    }
     [issue] = inspect_keras_config(_sequential(layer, keras3=True))
     assert issue.rule == "keras.custom-object"
     assert issue.severity is Severity.MEDIUM
@@ -242,22 +297,40 @@ def test_registered_custom_object_is_medium() -> None:
 
 
 def test_registered_name_does_not_excuse_a_dangerous_module() -> None:
-    [issue] = inspect_keras_config({"module": "os", "class_name": "system", "config": {},
-                                    "registered_name": "Custom>system"})
+    [issue] = inspect_keras_config(
+        {"module": "os", "class_name": "system", "config": {}, "registered_name": "Custom>system"}
+    )
     assert issue.rule == "keras.arbitrary-module"
     assert issue.severity is Severity.CRITICAL
 
 
 def test_keras_packages_are_not_foreign() -> None:
-    config = {"module": "keras_hub.src.models", "class_name": "Backbone", "config": {
-        "inner": {"module": "keras.src.layers", "class_name": "Dense", "config": {},
-                  "registered_name": "keras_hub>Thing"}}, "registered_name": "keras_nlp>X"}
+    config = {
+        "module": "keras_hub.src.models",
+        "class_name": "Backbone",
+        "config": {
+            "inner": {
+                "module": "keras.src.layers",
+                "class_name": "Dense",
+                "config": {},
+                "registered_name": "keras_hub>Thing",
+            }
+        },
+        "registered_name": "keras_nlp>X",
+    }
     assert inspect_keras_config(config) == []
 
 
 def test_lambda_by_function_reference_names_the_function() -> None:
-    layer = {"class_name": "Lambda", "config": {"name": "ref", "function": "system",
-                                                "function_type": "function", "module": "os"}}
+    layer = {
+        "class_name": "Lambda",
+        "config": {
+            "name": "ref",
+            "function": "system",
+            "function_type": "function",
+            "module": "os",
+        },
+    }
     [issue] = inspect_keras_config(_sequential(layer))
     assert issue.rule == "keras.lambda-layer"
     assert issue.evidence["function"] == "os.system"
@@ -273,8 +346,7 @@ def test_standalone_serialized_lambda_is_critical(tmp_path: Path) -> None:
 
 
 def test_tf_op_lambda_is_info() -> None:
-    layer = {"class_name": "TFOpLambda", "config": {"name": "tf.math.add",
-                                                    "function": "math.add"}}
+    layer = {"class_name": "TFOpLambda", "config": {"name": "tf.math.add", "function": "math.add"}}
     [issue] = inspect_keras_config(_sequential(layer))
     assert issue.rule == "keras.tf-op-lambda"
     assert issue.severity is Severity.INFO
@@ -288,8 +360,11 @@ def test_odd_lambda_payloads_do_not_crash(code: object) -> None:
 
 
 def test_odd_shapes_of_config_do_not_crash() -> None:
-    weird: list[Any] = [{"class_name": ["x"], "module": 5, "registered_name": {"a": 1}},
-                        {"class_name": {"x": 1}, "config": None}, "enable_unsafe_"]
+    weird: list[Any] = [
+        {"class_name": ["x"], "module": 5, "registered_name": {"a": 1}},
+        {"class_name": {"x": 1}, "config": None},
+        "enable_unsafe_",
+    ]
     assert inspect_keras_config(weird) == []
 
 

@@ -38,8 +38,9 @@ def _evil_object_npy(marker: Path, descr: str = "'|O'") -> bytes:
     return npy_bytes(header.ljust(118) + "\n", evil_pickle(marker))
 
 
-@pytest.mark.parametrize("dtype", ["float32", "int64", "bool", "complex128", "U12", "S4",
-                                   "datetime64[ns]"])
+@pytest.mark.parametrize(
+    "dtype", ["float32", "int64", "bool", "complex128", "U12", "S4", "datetime64[ns]"]
+)
 def test_numeric_and_string_arrays_are_clean(tmp_path: Path, dtype: str) -> None:
     path = tmp_path / "a.npy"
     np.save(path, np.zeros((3, 4), dtype=dtype))
@@ -81,15 +82,17 @@ def test_malicious_object_array_pickle_is_analysed(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("descr", [
-    "[('a', '<f4'), ('b', '|O')]",
-    "[('a', '<f4'), ('nested', [('x', '<i4'), ('y', 'O')])]",
-    "[('a', '|O', (2, 2))]",
-    "('|O', (3,))",
-    "[(('title', 'a'), '|O')]",
-])
-def test_objects_anywhere_in_the_dtype_make_the_body_a_pickle(tmp_path: Path,
-                                                             descr: str) -> None:
+@pytest.mark.parametrize(
+    "descr",
+    [
+        "[('a', '<f4'), ('b', '|O')]",
+        "[('a', '<f4'), ('nested', [('x', '<i4'), ('y', 'O')])]",
+        "[('a', '|O', (2, 2))]",
+        "('|O', (3,))",
+        "[(('title', 'a'), '|O')]",
+    ],
+)
+def test_objects_anywhere_in_the_dtype_make_the_body_a_pickle(tmp_path: Path, descr: str) -> None:
     marker = tmp_path / "marker"
     state = scan_bytes(_evil_object_npy(marker, descr))
     assert "numpy.object-array" in rules(state)
@@ -128,8 +131,12 @@ def test_npz_members_come_back_as_npy(tmp_path: Path) -> None:
     state = scan_path(path)
     assert formats(state)["weights.npy"] == "numpy"
     assert formats(state)["payload.npy"] == "numpy"
-    assert any(f.severity is Severity.CRITICAL and f.location is not None
-               and f.location.member == "payload.npy" for f in state.findings)
+    assert any(
+        f.severity is Severity.CRITICAL
+        and f.location is not None
+        and f.location.member == "payload.npy"
+        for f in state.findings
+    )
     assert not marker.exists()
 
 
@@ -139,19 +146,29 @@ def test_python2_long_suffixes_are_accepted_like_numpy_does() -> None:
     assert state.findings == []
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    (b"\x93NUMPY\x01", "magic"),
-    (b"\x93NUMPY\x09\x00\x10\x00{}", "unknown format version"),
-    (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)"), "not a Python literal"),
-    (npy_bytes("['not', 'a', 'dict']"), "not a dict"),
-    (npy_bytes("{'descr': '<f4', 'shape': (2,)}"), "header keys"),
-    (npy_bytes("{'descr': '<f4', 'fortran_order': 1, 'shape': (2,)}"), "fortran_order"),
-    (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': ('a',)}"), "shape"),
-    (npy_bytes(b"{'descr': '\xff\xfe', 'fortran_order': False, 'shape': ()}", version=(3, 0)),
-     "UTF-8"),
-    (b"\x93NUMPY\x01\x00\xff\x00{'descr'", "file ends after"),
-    (npy_bytes("{'a': " * 5000 + "1" + "}" * 5000), "not a Python literal"),
-])
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x93NUMPY\x01", "magic"),
+        (b"\x93NUMPY\x09\x00\x10\x00{}", "unknown format version"),
+        (
+            npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)"),
+            "not a Python literal",
+        ),
+        (npy_bytes("['not', 'a', 'dict']"), "not a dict"),
+        (npy_bytes("{'descr': '<f4', 'shape': (2,)}"), "header keys"),
+        (npy_bytes("{'descr': '<f4', 'fortran_order': 1, 'shape': (2,)}"), "fortran_order"),
+        (npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': ('a',)}"), "shape"),
+        (
+            npy_bytes(
+                b"{'descr': '\xff\xfe', 'fortran_order': False, 'shape': ()}", version=(3, 0)
+            ),
+            "UTF-8",
+        ),
+        (b"\x93NUMPY\x01\x00\xff\x00{'descr'", "file ends after"),
+        (npy_bytes("{'a': " * 5000 + "1" + "}" * 5000), "not a Python literal"),
+    ],
+)
 def test_bad_headers_are_findings_not_crashes(data: bytes, reason: str) -> None:
     state = scan_bytes(data)
     findings = by_rule(state, "numpy.bad-header")
@@ -168,18 +185,29 @@ def test_header_declared_larger_than_analysed_is_high() -> None:
 
 def test_bad_header_still_finds_a_pickle_hidden_in_the_body(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
-    data = npy_bytes("{'descr': '|O', 'shape': (1,)}".ljust(118) + "\n",
-                     b"\x80\x02" + evil_pickle(marker))
+    data = npy_bytes(
+        "{'descr': '|O', 'shape': (1,)}".ljust(118) + "\n", b"\x80\x02" + evil_pickle(marker)
+    )
     state = scan_bytes(data)
     assert "numpy.bad-header" in rules(state)
     assert any(f.severity is Severity.CRITICAL for f in state.findings)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(("descr", "expected"), [
-    ("<f4", False), ("|O", True), ("O", True), ("object", True), ("<M8[us]", False),
-    ([("a", "<f4"), ("b", [("c", "|O")])], True), ([("a", "<f4", (2,))], False),
-    (("<i4", (2,)), False), ({"names": ["a"]}, True), ([("broken",)], True),
-])
+@pytest.mark.parametrize(
+    ("descr", "expected"),
+    [
+        ("<f4", False),
+        ("|O", True),
+        ("O", True),
+        ("object", True),
+        ("<M8[us]", False),
+        ([("a", "<f4"), ("b", [("c", "|O")])], True),
+        ([("a", "<f4", (2,))], False),
+        (("<i4", (2,)), False),
+        ({"names": ["a"]}, True),
+        ([("broken",)], True),
+    ],
+)
 def test_has_objects_follows_nested_dtypes(descr: object, expected: bool) -> None:
     assert has_objects(descr) is expected

@@ -30,23 +30,30 @@ from ._models import (
 )
 
 
-def _graph(nodes: list[onnx.NodeProto], initializers: list[TensorProto] | None = None,
-           name: str = "g") -> onnx.GraphProto:
+def _graph(
+    nodes: list[onnx.NodeProto], initializers: list[TensorProto] | None = None, name: str = "g"
+) -> onnx.GraphProto:
     x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [2])
     y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])
     return helper.make_graph(nodes, name, [x], [y], initializers or [])
 
 
-def _model(nodes: list[onnx.NodeProto] | None = None,
-           initializers: list[TensorProto] | None = None,
-           functions: list[onnx.FunctionProto] | None = None,
-           domains: tuple[str, ...] = ()) -> onnx.ModelProto:
+def _model(
+    nodes: list[onnx.NodeProto] | None = None,
+    initializers: list[TensorProto] | None = None,
+    functions: list[onnx.FunctionProto] | None = None,
+    domains: tuple[str, ...] = (),
+) -> onnx.ModelProto:
     if nodes is None:
         nodes = [helper.make_node("Add", ["X", "W"], ["Y"])]
         initializers = [numpy_helper.from_array(np.ones(2, np.float32), "W")]
     opsets = [helper.make_opsetid("", 17)] + [helper.make_opsetid(d, 1) for d in domains]
-    return helper.make_model(_graph(nodes, initializers), opset_imports=opsets,
-                             functions=functions or [], producer_name="mlwarden-tests")
+    return helper.make_model(
+        _graph(nodes, initializers),
+        opset_imports=opsets,
+        functions=functions or [],
+        producer_name="mlwarden-tests",
+    )
 
 
 def _write(model: onnx.ModelProto, path: Path) -> Path:
@@ -75,8 +82,10 @@ def test_plain_model_is_clean(tmp_path: Path) -> None:
 
 
 def test_microsoft_and_ml_domains_are_standard(tmp_path: Path) -> None:
-    nodes = [helper.make_node("FusedMatMul", ["X", "X"], ["T"], domain="com.microsoft"),
-             helper.make_node("Normalizer", ["T"], ["Y"], domain="ai.onnx.ml")]
+    nodes = [
+        helper.make_node("FusedMatMul", ["X", "X"], ["T"], domain="com.microsoft"),
+        helper.make_node("Normalizer", ["T"], ["Y"], domain="ai.onnx.ml"),
+    ]
     model = _model(nodes, [], domains=("com.microsoft", "ai.onnx.ml"))
     assert scan_path(_write(model, tmp_path / "m.onnx")).findings == []
 
@@ -84,8 +93,9 @@ def test_microsoft_and_ml_domains_are_standard(tmp_path: Path) -> None:
 def test_external_data_saved_by_onnx_is_clean(tmp_path: Path) -> None:
     model = _model()
     path = tmp_path / "model.onnx"
-    onnx.save_model(model, str(path), save_as_external_data=True, location="weights.bin",
-                    size_threshold=0)
+    onnx.save_model(
+        model, str(path), save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
     assert (tmp_path / "weights.bin").exists()
     state = scan_path(path)
     assert state.findings == []
@@ -98,17 +108,21 @@ def test_missing_external_file_is_low(tmp_path: Path) -> None:
     assert findings[0].evidence["tensors"] == ["W"]
 
 
-@pytest.mark.parametrize(("location", "reason"), [
-    ("../../etc/passwd", "'..'"),
-    ("sub/../../secret", "'..'"),
-    ("..\\..\\windows\\win.ini", "'..'"),
-    ("/etc/passwd", "absolute"),
-    ("C:\\Windows\\win.ini", "absolute"),
-    ("\\\\server\\share\\x", "absolute"),
-    ("", "empty"),
-])
-def test_external_data_outside_the_folder_is_high(tmp_path: Path, location: str,
-                                                  reason: str) -> None:
+@pytest.mark.parametrize(
+    ("location", "reason"),
+    [
+        ("../../etc/passwd", "'..'"),
+        ("sub/../../secret", "'..'"),
+        ("..\\..\\windows\\win.ini", "'..'"),
+        ("/etc/passwd", "absolute"),
+        ("C:\\Windows\\win.ini", "absolute"),
+        ("\\\\server\\share\\x", "absolute"),
+        ("", "empty"),
+    ],
+)
+def test_external_data_outside_the_folder_is_high(
+    tmp_path: Path, location: str, reason: str
+) -> None:
     state = scan_path(_write(_external_model(location), tmp_path / "model.onnx"))
     findings = by_rule(state, "onnx.external-data-outside")
     assert findings, state.findings
@@ -142,8 +156,9 @@ def test_many_tensors_sharing_one_bad_location_give_one_finding(tmp_path: Path) 
     inits = [numpy_helper.from_array(np.ones(2, np.float32), f"w{i}") for i in range(30)]
     for tensor in inits:
         _point_external(tensor, "../x.bin")
-    state = scan_path(_write(_model([helper.make_node("Identity", ["X"], ["Y"])], inits),
-                             tmp_path / "m.onnx"))
+    state = scan_path(
+        _write(_model([helper.make_node("Identity", ["X"], ["Y"])], inits), tmp_path / "m.onnx")
+    )
     findings = by_rule(state, "onnx.external-data-outside")
     assert len(findings) == 1
     assert findings[0].evidence["tensor_count"] == 30
@@ -162,9 +177,11 @@ def test_model_inside_an_archive_is_judged_on_its_paths_alone(tmp_path: Path) ->
 
 
 def test_custom_domain_is_medium_with_ops_and_counts(tmp_path: Path) -> None:
-    nodes = [helper.make_node("Backdoor", ["X"], ["T"], domain="com.evil"),
-             helper.make_node("Backdoor", ["T"], ["U"], domain="com.evil"),
-             helper.make_node("Relu", ["U"], ["Y"])]
+    nodes = [
+        helper.make_node("Backdoor", ["X"], ["T"], domain="com.evil"),
+        helper.make_node("Backdoor", ["T"], ["U"], domain="com.evil"),
+        helper.make_node("Relu", ["U"], ["Y"]),
+    ]
     state = scan_path(_write(_model(nodes, [], domains=("com.evil",)), tmp_path / "m.onnx"))
     finding = by_rule(state, "onnx.custom-domain")[0]
     assert finding.severity is Severity.MEDIUM
@@ -175,11 +192,11 @@ def test_custom_domain_is_medium_with_ops_and_counts(tmp_path: Path) -> None:
 def test_custom_domain_inside_a_subgraph_is_found(tmp_path: Path) -> None:
     then_graph = _graph([helper.make_node("Hidden", ["X"], ["Y"], domain="org.custom")], name="t")
     else_graph = _graph([helper.make_node("Identity", ["X"], ["Y"])], name="e")
-    nodes = [helper.make_node("If", ["C"], ["Y"], then_branch=then_graph,
-                              else_branch=else_graph)]
+    nodes = [helper.make_node("If", ["C"], ["Y"], then_branch=then_graph, else_branch=else_graph)]
     state = scan_path(_write(_model(nodes, []), tmp_path / "m.onnx"))
     assert by_rule(state, "onnx.custom-domain")[0].evidence["domains"] == {
-        "org.custom": {"Hidden": 1}}
+        "org.custom": {"Hidden": 1}
+    }
 
 
 def test_custom_domain_inside_a_graphs_attribute_is_found(tmp_path: Path) -> None:
@@ -191,23 +208,32 @@ def test_custom_domain_inside_a_graphs_attribute_is_found(tmp_path: Path) -> Non
 
 
 def test_model_local_functions_are_not_custom_ops(tmp_path: Path) -> None:
-    function = helper.make_function("local.fn", "MyRelu", ["x"], ["y"],
-                                    [helper.make_node("Relu", ["x"], ["y"])],
-                                    [helper.make_opsetid("", 17)])
+    function = helper.make_function(
+        "local.fn",
+        "MyRelu",
+        ["x"],
+        ["y"],
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [helper.make_opsetid("", 17)],
+    )
     nodes = [helper.make_node("MyRelu", ["X"], ["Y"], domain="local.fn")]
     model = _model(nodes, [], functions=[function], domains=("local.fn",))
     assert scan_path(_write(model, tmp_path / "m.onnx")).findings == []
 
 
 def test_custom_op_inside_a_function_body_is_found(tmp_path: Path) -> None:
-    function = helper.make_function("local.fn", "Wrap", ["x"], ["y"],
-                                    [helper.make_node("Native", ["x"], ["y"], domain="com.lib")],
-                                    [helper.make_opsetid("com.lib", 1)])
+    function = helper.make_function(
+        "local.fn",
+        "Wrap",
+        ["x"],
+        ["y"],
+        [helper.make_node("Native", ["x"], ["y"], domain="com.lib")],
+        [helper.make_opsetid("com.lib", 1)],
+    )
     nodes = [helper.make_node("Wrap", ["X"], ["Y"], domain="local.fn")]
     model = _model(nodes, [], functions=[function], domains=("local.fn",))
     state = scan_path(_write(model, tmp_path / "m.onnx"))
-    assert by_rule(state, "onnx.custom-domain")[0].evidence["domains"] == {
-        "com.lib": {"Native": 1}}
+    assert by_rule(state, "onnx.custom-domain")[0].evidence["domains"] == {"com.lib": {"Native": 1}}
 
 
 def test_initializer_data_is_never_read() -> None:
@@ -222,8 +248,10 @@ def test_initializer_data_is_never_read() -> None:
 
 def test_large_model_on_disk_is_scanned(tmp_path: Path) -> None:
     weights = numpy_helper.from_array(np.zeros(4_000_000, np.float32), "W")
-    nodes = [helper.make_node("Add", ["X", "W"], ["T"]),
-             helper.make_node("Op", ["T"], ["Y"], domain="com.vendor")]
+    nodes = [
+        helper.make_node("Add", ["X", "W"], ["T"]),
+        helper.make_node("Op", ["T"], ["Y"], domain="com.vendor"),
+    ]
     path = _write(_model(nodes, [weights], domains=("com.vendor",)), tmp_path / "big.onnx")
     assert rules(scan_path(path)) == {"onnx.custom-domain"}
 
@@ -246,8 +274,9 @@ def test_findings_before_the_break_are_still_reported() -> None:
     assert {"onnx.malformed", "onnx.custom-domain", "onnx.external-data-outside"} <= rules(state)
 
 
-@pytest.mark.parametrize("tail", [b"\x0f", b"\x0b\x08\x01", b"\x0c", b"\x80\x80\x80\x80\x80\x80"
-                                  b"\x80\x80\x80\x80\x80"])
+@pytest.mark.parametrize(
+    "tail", [b"\x0f", b"\x0b\x08\x01", b"\x0c", b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80"]
+)
 def test_broken_wire_format_is_malformed(tail: bytes) -> None:
     state = scan_bytes(_model().SerializeToString() + tail)
     assert "onnx.malformed" in rules(state)
@@ -286,12 +315,15 @@ def test_fields_in_unusual_order_are_still_onnx() -> None:
     assert "onnx.external-data-outside" in rules(state)
 
 
-@pytest.mark.parametrize("data", [
-    b"\x08\x01\x12\x05hello",
-    b"\x08\x99\x01\x3a\x00",
-    b'{"ir_version": 8}',
-    b"\x80\x02}q\x00.",
-    b"",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x08\x01\x12\x05hello",
+        b"\x08\x99\x01\x3a\x00",
+        b'{"ir_version": 8}',
+        b"\x80\x02}q\x00.",
+        b"",
+    ],
+)
 def test_other_content_is_not_claimed(data: bytes) -> None:
     assert formats(scan_bytes(data))[None] != "onnx"

@@ -32,11 +32,17 @@ from ._containers import (
 )
 
 
-def build_7z(members: list[tuple[str, bytes]], *, plain_header: bool = False,
-             password: str | None = None, header_encryption: bool = False) -> bytes:
+def build_7z(
+    members: list[tuple[str, bytes]],
+    *,
+    plain_header: bool = False,
+    password: str | None = None,
+    header_encryption: bool = False,
+) -> bytes:
     buf = io.BytesIO()
-    with py7zr.SevenZipFile(buf, "w", password=password,
-                            header_encryption=header_encryption) as archive:
+    with py7zr.SevenZipFile(
+        buf, "w", password=password, header_encryption=header_encryption
+    ) as archive:
         if plain_header:
             archive.set_encoded_header_mode(False)
         for name, data in members:
@@ -112,8 +118,9 @@ def test_encrypted_7z_is_reported_as_unverified(header_encryption):
 
 def test_traversal_name_is_reported_scanned_and_never_written(tmp_path, monkeypatch, marker):
     data = build_7z([("xx/evil.pkl", evil_pickle(marker))], plain_header=True)
-    data = rewrite_header(data, "xx/evil.pkl".encode("utf-16-le"),
-                          "../evil.pkl".encode("utf-16-le"))
+    data = rewrite_header(
+        data, "xx/evil.pkl".encode("utf-16-le"), "../evil.pkl".encode("utf-16-le")
+    )
     workdir = tmp_path / "work" / "deep"
     workdir.mkdir(parents=True)
     monkeypatch.chdir(workdir)
@@ -186,8 +193,13 @@ def test_symbolic_links_are_reported(tmp_path):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1 << 20), st.integers(0, 255)),
-                min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 1 << 20), st.integers(0, 255)),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_mutated_7z_give_findings_never_handler_errors(edits):
     seed = build_7z([("a.pkl", pickle.dumps([1] * 30)), ("b.txt", b"hello" * 50)])
     state = scan_bytes(mutate(seed, edits))

@@ -35,8 +35,11 @@ from ._containers import (
 )
 
 
-def build_tar(members: list[tuple[str, bytes]], links: list[tuple[str, str, bytes]] = (),
-              fmt: int = tarfile.PAX_FORMAT) -> bytes:
+def build_tar(
+    members: list[tuple[str, bytes]],
+    links: list[tuple[str, str, bytes]] = (),
+    fmt: int = tarfile.PAX_FORMAT,
+) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
         for name, data in members:
@@ -67,8 +70,9 @@ def marker(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 def test_tar_member_is_scanned_by_content(marker, fmt):
-    state = scan_bytes(build_tar([("notes.txt", b"hi"), ("weights.bin", evil_pickle(marker))],
-                                 fmt=fmt))
+    state = scan_bytes(
+        build_tar([("notes.txt", b"hi"), ("weights.bin", evil_pickle(marker))], fmt=fmt)
+    )
     assert inventory(state)[None] == "tar"
     assert inventory(state)["weights.bin"] == "pickle"
     assert flags_payload_at(state, "weights.bin")
@@ -85,12 +89,14 @@ def test_v7_tar_without_ustar_magic_is_recognised(marker):
 
 
 def test_legacy_pytorch_tar_is_recognised(marker):
-    data = build_tar([
-        ("sys_info", pickle.dumps({"protocol_version": 1001, "little_endian": True})),
-        ("pickle", evil_pickle(marker)),
-        ("storages", pickle.dumps(0)),
-        ("tensors", pickle.dumps(0)),
-    ])
+    data = build_tar(
+        [
+            ("sys_info", pickle.dumps({"protocol_version": 1001, "little_endian": True})),
+            ("pickle", evil_pickle(marker)),
+            ("storages", pickle.dumps(0)),
+            ("tensors", pickle.dumps(0)),
+        ]
+    )
     state = scan_bytes(data)
     assert inventory(state)[None] == "pytorch-legacy-tar"
     assert flags_payload_at(state, "pickle")
@@ -101,8 +107,9 @@ def test_members_are_regions_of_the_archive_and_not_read():
     blob = CountingBlob(build_tar([("storages", big), ("pickle", pickle.dumps(1))]))
     children: dict[str, object] = {}
     state = FileScan("sample", Policy(), Limits())
-    ctx = ScanContext(state, blob,
-                      _scan_child=lambda parent, child, name, raw: children.setdefault(name, child))
+    ctx = ScanContext(
+        state, blob, _scan_child=lambda parent, child, name, raw: children.setdefault(name, child)
+    )
     TarHandler().scan(ctx)
     assert isinstance(children["storages"], RegionBlob)
     assert children["storages"].size == len(big)
@@ -118,14 +125,19 @@ def test_path_traversal_names_are_reported():
 def test_links_are_reported_by_where_they_point():
     data = build_tar(
         [("model/weights.bin", b"w")],
-        links=[("model/inside", "weights.bin", tarfile.SYMTYPE),
-               ("model/outside", "../../etc/shadow", tarfile.SYMTYPE),
-               ("hard", "/etc/passwd", tarfile.LNKTYPE)],
+        links=[
+            ("model/inside", "weights.bin", tarfile.SYMTYPE),
+            ("model/outside", "../../etc/shadow", tarfile.SYMTYPE),
+            ("hard", "/etc/passwd", tarfile.LNKTYPE),
+        ],
     )
     state = scan_bytes(data)
     severity = {f.evidence["member"]: f.severity for f in by_rule(state, "tar.link")}
-    assert severity == {"model/inside": Severity.LOW, "model/outside": Severity.MEDIUM,
-                        "hard": Severity.MEDIUM}
+    assert severity == {
+        "model/inside": Severity.LOW,
+        "model/outside": Severity.MEDIUM,
+        "hard": Severity.MEDIUM,
+    }
 
 
 def test_member_after_the_end_marker_is_reported_and_scanned(marker):
@@ -139,8 +151,12 @@ def test_member_after_the_end_marker_is_reported_and_scanned(marker):
 
 
 def test_corrupt_header_is_reported_and_later_members_still_scanned(marker):
-    data = bytearray(build_tar([("a.txt", b"hello"), ("b.txt", b"world"),
-                                ("c.pkl", evil_pickle(marker))], fmt=tarfile.USTAR_FORMAT))
+    data = bytearray(
+        build_tar(
+            [("a.txt", b"hello"), ("b.txt", b"world"), ("c.pkl", evil_pickle(marker))],
+            fmt=tarfile.USTAR_FORMAT,
+        )
+    )
     second = 1024
     data[second + 148 : second + 156] = b"9999999\x00"
     state = scan_bytes(bytes(data))
@@ -184,8 +200,9 @@ def test_sparse_member_is_rebuilt_and_scanned(tmp_path, marker):
         f.seek(1 << 20)
         f.write(b"end")
     archive = tmp_path / "a.tar"
-    subprocess.run(["tar", "--sparse", "-cf", str(archive), "-C", str(tmp_path), "sparse.pkl"],
-                   check=True)
+    subprocess.run(
+        ["tar", "--sparse", "-cf", str(archive), "-C", str(tmp_path), "sparse.pkl"], check=True
+    )
     state = scan_path(archive)
     assert flags_payload_at(state, "sparse.pkl")
 
@@ -198,8 +215,13 @@ def test_random_data_is_not_claimed_as_tar():
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1 << 20), st.integers(0, 255)),
-                min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 1 << 20), st.integers(0, 255)),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_mutated_tars_give_findings_never_handler_errors(edits):
     seed = build_tar([("pickle", pickle.dumps([1, 2])), ("storages", b"s" * 700)])
     state = scan_bytes(mutate(seed, edits))

@@ -85,10 +85,47 @@ def deflate_bomb(uncompressed_mib: int) -> bytes:
 
 def zip_with_raw_member(name: bytes, method: int, raw: bytes, uncompressed: int) -> bytes:
     """A one-member zip whose member data is `raw` as given (sizes and method as stated)."""
-    local = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, method, 0, 0, 0, len(raw),
-                        uncompressed, len(name), 0) + name + raw
-    central = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, method, 0, 0, 0,
-                          len(raw), uncompressed, len(name), 0, 0, 0, 0, 0, 0) + name
+    local = (
+        struct.pack(
+            "<4sHHHHHIIIHH",
+            b"PK\x03\x04",
+            20,
+            0,
+            method,
+            0,
+            0,
+            0,
+            len(raw),
+            uncompressed,
+            len(name),
+            0,
+        )
+        + name
+        + raw
+    )
+    central = (
+        struct.pack(
+            "<4sHHHHHHIIIHHHHHII",
+            b"PK\x01\x02",
+            20,
+            20,
+            0,
+            method,
+            0,
+            0,
+            0,
+            len(raw),
+            uncompressed,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        + name
+    )
     end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(local), 0)
     return local + central + end
 
@@ -159,8 +196,9 @@ def test_zip_without_any_central_directory_is_recovered(marker):
 
 
 def test_local_entry_missing_from_the_directory_is_scanned_as_hidden(marker):
-    data = build_zip([("a.txt", b"hello"), ("hidden.pkl", evil_pickle(marker)),
-                      ("b.txt", b"world")])
+    data = build_zip(
+        [("a.txt", b"hello"), ("hidden.pkl", evil_pickle(marker)), ("b.txt", b"world")]
+    )
     records = central_records(data)
     eocd = end_record(data)
     hidden_start, hidden_end = records[1], records[2]
@@ -186,8 +224,7 @@ def test_one_broken_entry_does_not_stop_the_others(marker):
     assert flags_payload_at(state, "archive/data.pkl")
 
 
-@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
-                                         zipfile.ZIP_LZMA])
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
 def test_compressed_members_are_decompressed_and_scanned(marker, compression):
     state = scan_bytes(build_zip([("m/data.pkl", evil_pickle(marker))], compression))
     assert inventory(state)["m/data.pkl"] == "pickle"
@@ -265,8 +302,12 @@ def test_pickle_prepended_to_a_zip_is_scanned(marker):
 def test_zip_stored_inside_a_zip_is_one_member_not_a_second_directory():
     inner = build_zip([("a.txt", b"hello")])
     state = scan_bytes(build_zip([("readme.txt", b"x"), ("inner.zip", inner)]))
-    assert inventory(state) == {None: "zip", "readme.txt": "unknown", "inner.zip": "zip",
-                                "inner.zip!a.txt": "unknown"}
+    assert inventory(state) == {
+        None: "zip",
+        "readme.txt": "unknown",
+        "inner.zip": "zip",
+        "inner.zip!a.txt": "unknown",
+    }
     assert state.findings == []
 
 
@@ -338,8 +379,15 @@ def test_archive_layout_refines_the_format(names, expected):
 
 def test_keras_config_is_handed_to_the_engine():
     config = b'{"class_name": "Sequential", "config": {"layers": []}}'
-    state = scan_bytes(build_zip([("config.json", config), ("metadata.json", b"{}"),
-                                  ("model.weights.h5", b"\x89HDF\r\n\x1a\n")]))
+    state = scan_bytes(
+        build_zip(
+            [
+                ("config.json", config),
+                ("metadata.json", b"{}"),
+                ("model.weights.h5", b"\x89HDF\r\n\x1a\n"),
+            ]
+        )
+    )
     assert state.scanned[0].format == "keras"
     assert "config.json" in inventory(state)
 
@@ -378,8 +426,9 @@ def test_pytorch_checkpoint_with_destroyed_directory_still_finds_its_pickle(tmp_
 
 def test_stored_members_are_handed_over_in_place_without_being_read():
     big = bytes(48 << 20)
-    blob = CountingBlob(build_zip([("archive/data.pkl", pickle.dumps({"w": 1})),
-                                   ("archive/data/0", big)]))
+    blob = CountingBlob(
+        build_zip([("archive/data.pkl", pickle.dumps({"w": 1})), ("archive/data/0", big)])
+    )
     children: list[tuple[str, object]] = []
 
     def record_child(parent: ScanContext, child: object, name: str, raw_data: bool) -> None:
@@ -399,10 +448,20 @@ def test_stored_members_are_handed_over_in_place_without_being_read():
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1 << 20), st.integers(0, 255)),
-                min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 1 << 20), st.integers(0, 255)),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_mutated_zips_give_findings_never_handler_errors(edits):
-    seed = build_zip([("archive/data.pkl", pickle.dumps({"a": list(range(40))})),
-                      ("archive/data/0", bytes(range(256)))], zipfile.ZIP_DEFLATED)
+    seed = build_zip(
+        [
+            ("archive/data.pkl", pickle.dumps({"a": list(range(40))})),
+            ("archive/data/0", bytes(range(256))),
+        ],
+        zipfile.ZIP_DEFLATED,
+    )
     state = scan_bytes(mutate(seed, edits))
     assert not unparseable_by(state, {"zip"})

@@ -176,8 +176,14 @@ class _Run:
                 return rest or None
             rest += more
 
-    def _finish(self, outcome: Outcome, *, error: str = "", trailing: int | None = None,
-                limit: LimitExceeded | None = None) -> None:
+    def _finish(
+        self,
+        outcome: Outcome,
+        *,
+        error: str = "",
+        trailing: int | None = None,
+        limit: LimitExceeded | None = None,
+    ) -> None:
         self.result.outcome = outcome
         self.result.error = error
         self.result.trailing_offset = trailing

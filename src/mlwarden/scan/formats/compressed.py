@@ -212,8 +212,7 @@ def _scan_trailing(ctx: ScanContext, name: str, offset: int) -> None:
         "compressed.trailing-data",
         Severity.MEDIUM,
         f"{size} bytes follow the end of the {name} stream",
-        "Decompressing readers ignore them, other readers may not: they were scanned on "
-        "their own.",
+        "Decompressing readers ignore them, other readers may not: they were scanned on their own.",
         offset=offset,
         evidence={"bytes": size},
         remediation="Find out what the extra bytes are; a clean compressor does not write them.",

@@ -61,8 +61,11 @@ class _Cursor:
 
     def read(self, n: int) -> bytes:
         if n < 0 or self.pos + n > self.size:
-            raise _Malformed(self.pos, f"needs {n} bytes at offset {self.pos}, past the end "
-                             f"of the file ({self.size} bytes): truncated or a lying length")
+            raise _Malformed(
+                self.pos,
+                f"needs {n} bytes at offset {self.pos}, past the end "
+                f"of the file ({self.size} bytes): truncated or a lying length",
+            )
         start = self.pos - self._window_start
         if start < 0 or start + n > len(self._window):
             self._window = self.blob.read_at(self.pos, max(n, WINDOW_BYTES))
@@ -73,8 +76,11 @@ class _Cursor:
 
     def skip(self, n: int) -> None:
         if n < 0 or self.pos + n > self.size:
-            raise _Malformed(self.pos, f"a value of {n} bytes at offset {self.pos} runs past "
-                             f"the end of the file ({self.size} bytes)")
+            raise _Malformed(
+                self.pos,
+                f"a value of {n} bytes at offset {self.pos} runs past "
+                f"the end of the file ({self.size} bytes)",
+            )
         self.pos += n
 
     def unpack(self, fmt: str) -> int:
@@ -88,11 +94,16 @@ class _Cursor:
     def string(self, cap: int) -> bytes:
         length = self.count()
         if length > self.size - self.pos:
-            raise _Malformed(self.pos, f"string of {length} bytes declared at offset "
-                             f"{self.pos}, but only {self.size - self.pos} bytes remain")
+            raise _Malformed(
+                self.pos,
+                f"string of {length} bytes declared at offset "
+                f"{self.pos}, but only {self.size - self.pos} bytes remain",
+            )
         if length > cap:
-            raise LimitExceeded("max_metadata_bytes",
-                                f"a GGUF metadata string of {length} bytes at offset {self.pos}")
+            raise LimitExceeded(
+                "max_metadata_bytes",
+                f"a GGUF metadata string of {length} bytes at offset {self.pos}",
+            )
         return self.read(length)
 
     def skip_string(self) -> None:
@@ -139,8 +150,11 @@ class GgufHandler(FormatHandler):
                 "GGUF metadata is malformed; the rest of the file was not verified",
                 exc.reason,
                 offset=exc.offset,
-                evidence={"version": version, "reason": exc.reason,
-                          "declared_kv_count": meta.kv_count},
+                evidence={
+                    "version": version,
+                    "reason": exc.reason,
+                    "declared_kv_count": meta.kv_count,
+                },
                 remediation="Do not load this file; obtain the model again from its publisher.",
             )
             return
@@ -177,8 +191,10 @@ def _read_metadata(ctx: ScanContext, cursor: _Cursor, meta: _Metadata) -> None:
     meta.kv_count = cursor.count()
     room = (cursor.size - cursor.pos) // _MIN_KV_BYTES
     if meta.kv_count > room:
-        raise _Malformed(cursor.pos, f"declares {meta.kv_count} metadata pairs but the file "
-                         f"has room for at most {room}")
+        raise _Malformed(
+            cursor.pos,
+            f"declares {meta.kv_count} metadata pairs but the file has room for at most {room}",
+        )
     budget = ctx.limits.max_metadata_bytes
     for index in range(meta.kv_count):
         if index % TIME_CHECK_EVERY == 0:
@@ -191,8 +207,7 @@ def _read_metadata(ctx: ScanContext, cursor: _Cursor, meta: _Metadata) -> None:
         else:
             _skip_value(ctx, cursor, value_type, 0)
         if cursor.pos > budget:
-            raise LimitExceeded("max_metadata_bytes",
-                                f"GGUF metadata larger than {budget} bytes")
+            raise LimitExceeded("max_metadata_bytes", f"GGUF metadata larger than {budget} bytes")
 
 
 def _skip_value(ctx: ScanContext, cursor: _Cursor, value_type: int, nesting: int) -> None:
@@ -218,8 +233,11 @@ def _skip_array(ctx: ScanContext, cursor: _Cursor, nesting: int) -> None:
         raise _Malformed(cursor.pos - 12, f"unknown array item type {item_type}")
     min_item_bytes = 4 if cursor.count_format == "I" else 8
     if count * min_item_bytes > cursor.size - cursor.pos:
-        raise _Malformed(cursor.pos, f"array declares {count} items but the file has room for "
-                         f"at most {(cursor.size - cursor.pos) // min_item_bytes}")
+        raise _Malformed(
+            cursor.pos,
+            f"array declares {count} items but the file has room for "
+            f"at most {(cursor.size - cursor.pos) // min_item_bytes}",
+        )
     for index in range(count):
         if index % TIME_CHECK_EVERY == 0:
             ctx.check_time()
@@ -230,8 +248,9 @@ def _report_templates(ctx: ScanContext, meta: _Metadata) -> None:
     from mlwarden.scan.templates import analyse_template  # jinja2 only when templates exist
 
     for key, raw, offset in meta.templates:
-        analyse_template(ctx, raw.decode("utf-8", "replace"), origin=f"GGUF metadata {key!r}",
-                         offset=offset)
+        analyse_template(
+            ctx, raw.decode("utf-8", "replace"), origin=f"GGUF metadata {key!r}", offset=offset
+        )
 
 
 register(GgufHandler())

@@ -104,8 +104,7 @@ def _read_config_attributes(ctx: ScanContext) -> dict[str, str]:
 def _check_size(ctx: ScanContext, attribute: Any, name: str) -> None:
     size = int(attribute.get_storage_size())
     if size > ctx.limits.max_metadata_bytes:
-        raise LimitExceeded("max_metadata_bytes",
-                            f"HDF5 root attribute {name!r} of {size} bytes")
+        raise LimitExceeded("max_metadata_bytes", f"HDF5 root attribute {name!r} of {size} bytes")
 
 
 def _as_text(value: Any) -> str:

@@ -24,11 +24,35 @@ from mlwarden.findings import Finding, Location, Risk, Severity
 from mlwarden.scan.context import CHECK_ID, FileScan
 from mlwarden.scan.formats import register_folder_analyser
 
-WEIGHT_EXTENSIONS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".h5",
-                     ".hdf5", ".keras", ".msgpack", ".tflite", ".pkl", ".joblib", ".npz")
-TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "tokenizer.model",
-                             "special_tokens_map.json", "vocab.txt", "merges.txt",
-                             "preprocessor_config.json", "processor_config.json"})
+WEIGHT_EXTENSIONS = (
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".gguf",
+    ".onnx",
+    ".h5",
+    ".hdf5",
+    ".keras",
+    ".msgpack",
+    ".tflite",
+    ".pkl",
+    ".joblib",
+    ".npz",
+)
+TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "tokenizer.model",
+        "special_tokens_map.json",
+        "vocab.txt",
+        "merges.txt",
+        "preprocessor_config.json",
+        "processor_config.json",
+    }
+)
 HF_CONFIG_KEYS = frozenset({"model_type", "architectures", "auto_map", "transformers_version"})
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
@@ -36,18 +60,53 @@ MAX_SOURCE_BYTES = 4 * 1024 * 1024
 MAX_README_BYTES = 1024 * 1024
 MAX_CALLS_SHOWN = 20
 
-RISKY_MODULES = frozenset({"subprocess", "socket", "requests", "urllib", "urllib3", "http",
-                           "httpx", "aiohttp", "ctypes", "pty", "telnetlib", "ftplib",
-                           "smtplib", "paramiko", "pickle", "marshal", "dill"})
+RISKY_MODULES = frozenset(
+    {
+        "subprocess",
+        "socket",
+        "requests",
+        "urllib",
+        "urllib3",
+        "http",
+        "httpx",
+        "aiohttp",
+        "ctypes",
+        "pty",
+        "telnetlib",
+        "ftplib",
+        "smtplib",
+        "paramiko",
+        "pickle",
+        "marshal",
+        "dill",
+    }
+)
 """Imports worth pointing out in model code (``os`` is everywhere, for paths)."""
 RISKY_BUILTINS = frozenset({"eval", "exec", "compile", "__import__"})
 RISKY_OS_CALLS = re.compile(
     r"^os\.(system|popen|fork|forkpty|kill|startfile|exec\w*|spawn\w*|posix_spawn\w*)$"
 )
-RISKY_CALL_PREFIXES = ("subprocess.", "socket.", "requests.", "urllib.request.", "urllib.urlopen",
-                       "urllib3.", "http.client.", "httpx.", "aiohttp.", "ctypes.", "pty.",
-                       "telnetlib.", "ftplib.", "smtplib.", "paramiko.", "pickle.load",
-                       "marshal.load", "dill.load", "shutil.rmtree")
+RISKY_CALL_PREFIXES = (
+    "subprocess.",
+    "socket.",
+    "requests.",
+    "urllib.request.",
+    "urllib.urlopen",
+    "urllib3.",
+    "http.client.",
+    "httpx.",
+    "aiohttp.",
+    "ctypes.",
+    "pty.",
+    "telnetlib.",
+    "ftplib.",
+    "smtplib.",
+    "paramiko.",
+    "pickle.load",
+    "marshal.load",
+    "dill.load",
+    "shutil.rmtree",
+)
 
 _README_HINT = re.compile(rb"trust_remote_code\s*=\s*True|^\s*-\s*custom_code\s*$", re.M)
 
@@ -66,8 +125,9 @@ class PythonLook:
         return any(call["at_import"] for call in self.calls)
 
 
-def analyse_folder(folder_on_disk: str, folder_as_shown: str, file_names: list[str],
-                   results: FileScan) -> None:
+def analyse_folder(
+    folder_on_disk: str, folder_as_shown: str, file_names: list[str], results: FileScan
+) -> None:
     """Report Python files in a model folder, and hints that it expects remote code."""
     configs = _read_configs(folder_on_disk, file_names)
     if not _is_model_folder(file_names, configs):
@@ -77,8 +137,9 @@ def analyse_folder(folder_on_disk: str, folder_as_shown: str, file_names: list[s
         if name.endswith(".py"):
             look = inspect_python(os.path.join(folder_on_disk, name))
             results.findings.append(
-                _python_finding(os.path.join(folder_as_shown, name), look,
-                                referenced.get(name[:-3], []))
+                _python_finding(
+                    os.path.join(folder_as_shown, name), look, referenced.get(name[:-3], [])
+                )
             )
     hint = _readme_hint(folder_on_disk, file_names)
     if hint is not None:
@@ -180,8 +241,9 @@ class _Visitor:
         for child in ast.iter_child_nodes(node):
             self.visit(child, at_import)
 
-    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
-                        at_import: bool) -> None:
+    def _visit_function(
+        self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, at_import: bool
+    ) -> None:
         # Decorators and default values are evaluated when the function is defined.
         if not isinstance(node, ast.Lambda):
             for decorator in node.decorator_list:
@@ -218,15 +280,18 @@ class _Visitor:
         head, _, rest = name.partition(".")
         qualified = self.aliases.get(head, head) + (f".{rest}" if rest else "")
         if _is_risky_call(qualified, shadowed=head in self.aliases):
-            self.look.calls.append({"call": qualified, "line": node.lineno,
-                                    "at_import": at_import})
+            self.look.calls.append({"call": qualified, "line": node.lineno, "at_import": at_import})
 
 
 def _is_main_guard(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
-            and test.left.id == "__name__" and len(test.comparators) == 1
-            and isinstance(test.comparators[0], ast.Constant)
-            and test.comparators[0].value == "__main__")
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.comparators) == 1
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )
 
 
 def _dotted(node: ast.expr) -> str | None:

@@ -25,15 +25,23 @@ from mlwarden.scan.pickle.analyser import find_hidden_pickles
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
-HF_CONFIG_KEYS = frozenset({"model_type", "architectures", "transformers_version",
-                            "_name_or_path", "auto_map", "tokenizer_class"})
+HF_CONFIG_KEYS = frozenset(
+    {
+        "model_type",
+        "architectures",
+        "transformers_version",
+        "_name_or_path",
+        "auto_map",
+        "tokenizer_class",
+    }
+)
 """Keys that mark a Hugging Face configuration file."""
 MAX_AUTO_MAP_ENTRIES = 100
 
 
 def _body_start(head: bytes) -> bytes:
     if head.startswith(_UTF8_BOM):
-        head = head[len(_UTF8_BOM):]
+        head = head[len(_UTF8_BOM) :]
     return head.lstrip(_WHITESPACE)
 
 
@@ -59,7 +67,7 @@ class JsonHandler(FormatHandler):
 
 
 def _parse(ctx: ScanContext, raw: bytes) -> dict[str, Any] | None:
-    text = raw[len(_UTF8_BOM):] if raw.startswith(_UTF8_BOM) else raw
+    text = raw[len(_UTF8_BOM) :] if raw.startswith(_UTF8_BOM) else raw
     try:
         document = json.loads(text)
     except RecursionError:
@@ -127,15 +135,20 @@ def _report_remote_code(ctx: ScanContext, document: dict[str, Any]) -> None:
         f"{', '.join(files)} from the model's repository."
     )
     if elsewhere:
-        detail += (f" Entries with '--' fetch code from ANOTHER repository: "
-                   f"{', '.join(elsewhere)}; that code can change after you review this one.")
+        detail += (
+            f" Entries with '--' fetch code from ANOTHER repository: "
+            f"{', '.join(elsewhere)}; that code can change after you review this one."
+        )
     ctx.add(
         "hf.remote-code",
         Severity.HIGH,
         "Hugging Face config runs custom Python code (auto_map)",
         detail,
-        evidence={"auto_map": dict(list(entries.items())[:MAX_AUTO_MAP_ENTRIES]),
-                  "python_files": files, "other_repositories": elsewhere},
+        evidence={
+            "auto_map": dict(list(entries.items())[:MAX_AUTO_MAP_ENTRIES]),
+            "python_files": files,
+            "other_repositories": elsewhere,
+        },
         remediation="Load without trust_remote_code, or review the named Python files first "
         "and pin the revision (from_pretrained(..., revision=<commit>)).",
     )
@@ -152,8 +165,9 @@ def _code_references(document: dict[str, Any]) -> dict[str, str]:
                 if isinstance(ref, str) and ref:
                     found[key if len(refs) == 1 else f"{key}[{i}]"] = ref
     elif isinstance(auto_map, list):
-        found.update({f"auto_map[{i}]": r for i, r in enumerate(auto_map)
-                      if isinstance(r, str) and r})
+        found.update(
+            {f"auto_map[{i}]": r for i, r in enumerate(auto_map) if isinstance(r, str) and r}
+        )
     pipelines = document.get("custom_pipelines")
     if isinstance(pipelines, dict):
         for task, spec in pipelines.items():
@@ -180,13 +194,15 @@ def _analyse_chat_templates(ctx: ScanContext, value: Any) -> None:
         for item in value:
             if isinstance(item, dict) and isinstance(item.get("template"), str):
                 name = str(item.get("name", "?"))[:100]
-                analyse_template(ctx, item["template"],
-                                 origin=f"tokenizer config chat template {name!r}")
+                analyse_template(
+                    ctx, item["template"], origin=f"tokenizer config chat template {name!r}"
+                )
     elif isinstance(value, dict):
         for name, template in value.items():
             if isinstance(template, str):
-                analyse_template(ctx, template,
-                                 origin=f"tokenizer config chat template {str(name)[:100]!r}")
+                analyse_template(
+                    ctx, template, origin=f"tokenizer config chat template {str(name)[:100]!r}"
+                )
 
 
 register(JsonHandler())

@@ -91,8 +91,10 @@ def read_header(blob: Blob) -> NpyHeader:
             raise _BadHeader("file ends inside the header length")
         length, start = struct.unpack("<I", prefix[8:12])[0], 12
     if length > MAX_HEADER_BYTES:
-        raise _BadHeader(f"header declares {length} bytes, more than the {MAX_HEADER_BYTES} "
-                         "analysed", verifiable=False)
+        raise _BadHeader(
+            f"header declares {length} bytes, more than the {MAX_HEADER_BYTES} analysed",
+            verifiable=False,
+        )
     raw = blob.read_at(start, length)
     if len(raw) < length:
         raise _BadHeader(f"header declares {length} bytes but the file ends after {len(raw)}")
@@ -123,8 +125,9 @@ def _literal_header(text: str, version: tuple[int, int]) -> dict[str, Any]:
     if not isinstance(fields, dict):
         raise _BadHeader(f"header is a {type(fields).__name__}, not a dict")
     if set(fields) != HEADER_KEYS:
-        raise _BadHeader(f"header keys are {sorted(map(str, fields))}, expected "
-                         f"{sorted(HEADER_KEYS)}")
+        raise _BadHeader(
+            f"header keys are {sorted(map(str, fields))}, expected {sorted(HEADER_KEYS)}"
+        )
     shape = fields["shape"]
     if not isinstance(shape, tuple) or not all(
         isinstance(n, int) and not isinstance(n, bool) for n in shape
@@ -190,20 +193,30 @@ def _scan_object_body(ctx: ScanContext, header: NpyHeader) -> None:
         f"dtype {header.descr!r} holds objects, so numpy.load(allow_pickle=True) unpickles the "
         "array body. The pickle's own findings, if any, are reported with it.",
         offset=header.body_offset,
-        evidence={"descr": repr(header.descr)[:200], "shape": list(header.shape)[:16],
-                  "version": f"{header.version[0]}.{header.version[1]}",
-                  "body_bytes": body_size},
+        evidence={
+            "descr": repr(header.descr)[:200],
+            "shape": list(header.shape)[:16],
+            "version": f"{header.version[0]}.{header.version[1]}",
+            "body_bytes": body_size,
+        },
         remediation="Load with numpy.load(allow_pickle=False), or store the data with a "
         "numeric or string dtype.",
     )
     limit = ctx.limits.max_pickle_bytes
     data = ctx.blob.read_at(header.body_offset, min(body_size, limit))
-    analysis = analyse_pickle(ctx, data, base_offset=header.body_offset,
-                              origin="numpy object array", trailing=body_size <= limit)
+    analysis = analyse_pickle(
+        ctx,
+        data,
+        base_offset=header.body_offset,
+        origin="numpy object array",
+        trailing=body_size <= limit,
+    )
     if body_size > limit and not analysis.malformed and analysis.end >= len(data):
         ctx.limit_hit(
-            LimitExceeded("max_pickle_bytes",
-                          f"object array pickle larger than {limit} bytes; the rest was not read"),
+            LimitExceeded(
+                "max_pickle_bytes",
+                f"object array pickle larger than {limit} bytes; the rest was not read",
+            ),
             offset=header.body_offset + limit,
         )
 

@@ -26,14 +26,23 @@ from mlwarden.scan.blob import Blob, FileBlob, RegionBlob
 from mlwarden.scan.context import ScanContext
 from mlwarden.scan.formats import FormatHandler, register
 
-STANDARD_DOMAINS = frozenset({
-    "", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training",
-    "ai.onnx.preview", "com.microsoft", "com.microsoft.nchwc", "com.microsoft.experimental",
-    "com.ms.internal.nhwc",
-    # ATen fallback operators are implemented inside onnxruntime and PyTorch, not by a
-    # library the model brings along.
-    "org.pytorch.aten",
-})
+STANDARD_DOMAINS = frozenset(
+    {
+        "",
+        "ai.onnx",
+        "ai.onnx.ml",
+        "ai.onnx.training",
+        "ai.onnx.preview.training",
+        "ai.onnx.preview",
+        "com.microsoft",
+        "com.microsoft.nchwc",
+        "com.microsoft.experimental",
+        "com.ms.internal.nhwc",
+        # ATen fallback operators are implemented inside onnxruntime and PyTorch, not by a
+        # library the model brings along.
+        "org.pytorch.aten",
+    }
+)
 """Operator domains served by ONNX and onnxruntime themselves."""
 
 TRAVERSAL_CVES = ("CVE-2022-25882", "CVE-2024-27318")
@@ -85,8 +94,9 @@ class _MappedSource:
     def __init__(self, path: str, offset: int, size: int) -> None:
         aligned = offset - offset % mmap.ALLOCATIONGRANULARITY
         with open(path, "rb") as f:
-            self._map = mmap.mmap(f.fileno(), size + offset - aligned, access=mmap.ACCESS_READ,
-                                  offset=aligned)
+            self._map = mmap.mmap(
+                f.fileno(), size + offset - aligned, access=mmap.ACCESS_READ, offset=aligned
+            )
         self._delta = offset - aligned
         self.size = size
 
@@ -200,8 +210,11 @@ class _Wire:
             elif wire == 2:
                 length, pos = self.varint(pos, end)
                 if length > end - pos:
-                    raise _Malformed(at, f"field {number} declares {length} bytes but only "
-                                     f"{end - pos} remain in its message")
+                    raise _Malformed(
+                        at,
+                        f"field {number} declares {length} bytes but only "
+                        f"{end - pos} remain in its message",
+                    )
                 value = (pos, length)
                 pos += length
             elif wire in (1, 5):
@@ -285,8 +298,9 @@ class _ModelWalker:
 
     def _children(self, span: tuple[int, int], depth: int) -> Iterator[tuple[int, _Value]]:
         if depth > MAX_NESTING:
-            raise _Malformed(span[0], f"messages nested deeper than protobuf's limit of "
-                             f"{MAX_NESTING}")
+            raise _Malformed(
+                span[0], f"messages nested deeper than protobuf's limit of {MAX_NESTING}"
+            )
         start, length = span
         for number, _wire, value in self.wire.fields(start, start + length, depth):
             yield number, value
@@ -450,8 +464,11 @@ def _report_external(ctx: ScanContext, tensors: list[_ExternalTensor]) -> None:
     model_dir = os.path.dirname(os.path.abspath(ctx.file_path)) if ctx.file_path else None
     for location, names in list(by_location.items())[:MAX_LOCATIONS_REPORTED]:
         reason = _leaves_folder(location, model_dir)
-        evidence: dict[str, Any] = {"location": location, "tensors": names[:10],
-                                    "tensor_count": len(names)}
+        evidence: dict[str, Any] = {
+            "location": location,
+            "tensors": names[:10],
+            "tensor_count": len(names),
+        }
         if reason is not None:
             _report_outside(ctx, location, reason, evidence)
         elif model_dir is not None and not os.path.isfile(os.path.join(model_dir, location)):
@@ -466,8 +483,7 @@ def _report_external(ctx: ScanContext, tensors: list[_ExternalTensor]) -> None:
             )
 
 
-def _report_outside(ctx: ScanContext, location: str, reason: str,
-                    evidence: dict[str, Any]) -> None:
+def _report_outside(ctx: ScanContext, location: str, reason: str, evidence: dict[str, Any]) -> None:
     evidence = {**evidence, "reason": reason, "cve": list(TRAVERSAL_CVES)}
     ctx.add(
         "onnx.external-data-outside",
@@ -518,8 +534,10 @@ def _report_custom_domains(ctx: ScanContext, summary: ModelSummary) -> None:
         f"{total} node(s) use operators that neither ONNX nor onnxruntime implement and that "
         "no function in the model defines; running the model needs a native custom-operator "
         "library, which is code the model's publisher asks you to load.",
-        evidence={"domains": {d: dict(sorted(ops.items())) for d, ops in sorted(custom.items())},
-                  "nodes": total},
+        evidence={
+            "domains": {d: dict(sorted(ops.items())) for d, ops in sorted(custom.items())},
+            "nodes": total,
+        },
         remediation="Load custom-operator libraries only from a source you trust, and review "
         "which library implements these domains.",
     )

@@ -28,9 +28,27 @@ MAX_PROBLEMS_SHOWN = 20
 """Problems listed in one finding's evidence; the rest are counted."""
 
 DTYPE_BITS = {
-    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8,
-    "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16,
-    "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64,
+    "BOOL": 8,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "C64": 64,
+    "F64": 64,
+    "I64": 64,
     "U64": 64,
 }
 """Bits per element of every dtype the reference implementation knows."""
@@ -76,8 +94,7 @@ class SafetensorsHandler(FormatHandler):
     def scan(self, ctx: ScanContext) -> None:
         length: int = struct.unpack("<Q", ctx.blob.head(8))[0]
         if length > ctx.limits.max_metadata_bytes:
-            raise LimitExceeded("max_metadata_bytes",
-                                f"safetensors header of {length} bytes")
+            raise LimitExceeded("max_metadata_bytes", f"safetensors header of {length} bytes")
         raw = ctx.blob.read_at(8, length)
         data_start = 8 + length
         data_size = ctx.blob.size - data_start
@@ -93,8 +110,9 @@ def _parse_header(ctx: ScanContext, raw: bytes) -> dict[str, Any] | None:
     problem = None
     try:
         text = raw.decode("utf-8")
-        header = json.loads(text, object_pairs_hook=_reject_duplicates,
-                            parse_constant=_reject_constant)
+        header = json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
     except UnicodeDecodeError as exc:
         problem = f"header is not valid UTF-8 ({exc.reason} at byte {exc.start})"
     except _DuplicateKey as exc:
@@ -115,8 +133,9 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise _DuplicateKey(f"key {key!r} appears twice in the header; readers disagree on "
-                                "which one counts")
+            raise _DuplicateKey(
+                f"key {key!r} appears twice in the header; readers disagree on which one counts"
+            )
         result[key] = value
     return result
 
@@ -141,13 +160,15 @@ def check_header(header: dict[str, Any], data_size: int) -> HeaderCheck:
 
 def _check_metadata(check: HeaderCheck, info: Any) -> None:
     if not isinstance(info, dict):
-        check.invalid.append({"tensor": METADATA_KEY,
-                              "problem": f"is a JSON {type(info).__name__}, not an object"})
+        check.invalid.append(
+            {"tensor": METADATA_KEY, "problem": f"is a JSON {type(info).__name__}, not an object"}
+        )
         return
     bad = [k for k, v in info.items() if not isinstance(v, str)]
     if bad:
-        check.invalid.append({"tensor": METADATA_KEY,
-                              "problem": f"values of {bad[:5]} are not strings"})
+        check.invalid.append(
+            {"tensor": METADATA_KEY, "problem": f"values of {bad[:5]} are not strings"}
+        )
 
 
 def _check_entry(check: HeaderCheck, name: str, info: Any) -> Tensor | None:
@@ -168,8 +189,7 @@ def _check_entry(check: HeaderCheck, name: str, info: Any) -> Tensor | None:
     if not isinstance(shape, list) or not all(_is_usize(n) for n in shape):
         bad(f"shape {_short(shape)} is not a list of non-negative integers")
         return None
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(_is_usize(n) for n in offsets)):
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_usize(n) for n in offsets):
         bad(f"data_offsets {_short(offsets)} is not a pair of non-negative integers")
         return None
     begin, end = offsets
@@ -195,23 +215,29 @@ def _check_layout(check: HeaderCheck, data_size: int) -> None:
     previous: Tensor | None = None
     for tensor in sorted(check.tensors, key=lambda t: (t.begin, t.end)):
         if tensor.end > data_size:
-            check.invalid.append({
-                "tensor": tensor.name,
-                "problem": f"data_offsets [{tensor.begin}, {tensor.end}] run past the data "
-                f"region ({data_size} bytes): truncated file or lying header",
-            })
+            check.invalid.append(
+                {
+                    "tensor": tensor.name,
+                    "problem": f"data_offsets [{tensor.begin}, {tensor.end}] run past the data "
+                    f"region ({data_size} bytes): truncated file or lying header",
+                }
+            )
         if tensor.begin < position and previous is not None:
-            check.overlaps.append({
-                "tensor": tensor.name,
-                "problem": f"[{tensor.begin}, {tensor.end}] overlaps {previous.name!r} "
-                f"[{previous.begin}, {previous.end}]",
-            })
+            check.overlaps.append(
+                {
+                    "tensor": tensor.name,
+                    "problem": f"[{tensor.begin}, {tensor.end}] overlaps {previous.name!r} "
+                    f"[{previous.begin}, {previous.end}]",
+                }
+            )
         elif tensor.begin > position:
-            check.invalid.append({
-                "tensor": tensor.name,
-                "problem": f"gap of {tensor.begin - position} unlisted bytes before it "
-                f"(data region offsets {position} to {tensor.begin})",
-            })
+            check.invalid.append(
+                {
+                    "tensor": tensor.name,
+                    "problem": f"gap of {tensor.begin - position} unlisted bytes before it "
+                    f"(data region offsets {position} to {tensor.begin})",
+                }
+            )
         if tensor.end >= position:
             position = tensor.end
             previous = tensor
@@ -249,7 +275,7 @@ def _jsonable(value: Any) -> bool:
 
 def _check_padding(ctx: ScanContext, raw: bytes) -> None:
     closing = raw.rstrip(_JSON_WHITESPACE)
-    padding = raw[len(closing):]
+    padding = raw[len(closing) :]
     if padding.strip(b" "):
         ctx.add(
             "safetensors.header-padding",

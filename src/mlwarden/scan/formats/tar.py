@@ -71,8 +71,11 @@ class TarHandler(FormatHandler):
                     _report_hidden(ctx, listing.start, member)
                 _scan_member(ctx, tar, listing.start, member)
             if listing.limit_hit:
-                ctx.limit_hit(LimitExceeded(
-                    "max_members", f"the archive has more than {ctx.limits.max_members} members"))
+                ctx.limit_hit(
+                    LimitExceeded(
+                        "max_members", f"the archive has more than {ctx.limits.max_members} members"
+                    )
+                )
                 return
 
 
@@ -101,8 +104,9 @@ def _passes(ctx: ScanContext) -> Iterator[tuple[_Pass, tarfile.TarFile | None, b
 
 
 @contextlib.contextmanager
-def _open_tar(blob: Blob, start: int, *,
-              ignore_zeros: bool) -> Iterator[tuple[_Pass, tarfile.TarFile | None]]:
+def _open_tar(
+    blob: Blob, start: int, *, ignore_zeros: bool
+) -> Iterator[tuple[_Pass, tarfile.TarFile | None]]:
     """`tarfile` over ``[start, end)`` of a blob; None if it rejects the very first header."""
     listing = _Pass(start, end=start)
     source = blob if start == 0 else blob.region(start, blob.size - start)
@@ -149,8 +153,9 @@ def _first_nonzero_block(ctx: ScanContext, blob: Blob, start: int) -> int | None
     return None
 
 
-def _scan_member(ctx: ScanContext, tar: tarfile.TarFile | None, base: int,
-                 member: tarfile.TarInfo) -> None:
+def _scan_member(
+    ctx: ScanContext, tar: tarfile.TarFile | None, base: int, member: tarfile.TarInfo
+) -> None:
     if _is_traversal(member.name):
         _report_traversal(ctx, base, member)
     if member.issym() or member.islnk():
@@ -228,8 +233,11 @@ def _report_link(ctx: ScanContext, base: int, member: tarfile.TarInfo) -> None:
         f"Archive member {member.name!r} is a {kind} to {member.linkname!r}"
         + (", outside the archive" if escapes else ""),
         "A loader that opens this member reads the link's target instead."
-        + (" The target lies outside the extraction folder and was not scanned."
-           if escapes else " The target member is scanned under its own name."),
+        + (
+            " The target lies outside the extraction folder and was not scanned."
+            if escapes
+            else " The target member is scanned under its own name."
+        ),
         offset=base + member.offset,
         evidence={"member": member.name, "target": member.linkname, "kind": kind},
         remediation="Replace links with the files themselves." if escapes else "",
@@ -265,16 +273,18 @@ def _report_corrupt(ctx: ScanContext, listing: _Pass) -> None:
     )
 
 
-def _report_truncated(ctx: ScanContext, base: int, member: tarfile.TarInfo,
-                      available: int) -> None:
+def _report_truncated(ctx: ScanContext, base: int, member: tarfile.TarInfo, available: int) -> None:
     ctx.add(
         "tar.truncated-member",
         Severity.MEDIUM,
         f"Archive member {member.name!r} extends past the end of the file",
         f"It declares {member.size} bytes but only {available} remain; those were scanned.",
         offset=base + member.offset,
-        evidence={"member": member.name, "declared_bytes": member.size,
-                  "available_bytes": available},
+        evidence={
+            "member": member.name,
+            "declared_bytes": member.size,
+            "available_bytes": available,
+        },
         remediation=_TAMPERED,
     )
 

@@ -174,8 +174,11 @@ class ZipHandler(FormatHandler):
         budget = _Budget()
         for count, member in enumerate(members):
             if count >= ctx.limits.max_members:
-                ctx.limit_hit(LimitExceeded(
-                    "max_members", f"the archive has more than {ctx.limits.max_members} members"))
+                ctx.limit_hit(
+                    LimitExceeded(
+                        "max_members", f"the archive has more than {ctx.limits.max_members} members"
+                    )
+                )
                 return
             ctx.check_time()
             _scan_member_safely(ctx, member, budget)
@@ -187,8 +190,9 @@ register(ZipHandler())
 # --- Finding the central directory ------------------------------------------------------------
 
 
-def _find_directories(reader: _Reader, max_records: int, *,
-                      first_only: bool = False) -> list[_Directory]:
+def _find_directories(
+    reader: _Reader, max_records: int, *, first_only: bool = False
+) -> list[_Directory]:
     """Every central directory an end record in the file's tail points to, last record first."""
     if reader.size < _END.size:
         return []
@@ -264,8 +268,11 @@ def _parse_directory(data: bytes, max_entries: int) -> list[_CentralEntry]:
         raw_name = data[name_start : name_start + name_len]
         extra = data[name_start + name_len : name_start + name_len + extra_len]
         usize, csize, local_offset = _apply_zip64_extra(extra, [usize, csize, local_offset])
-        entries.append(_CentralEntry(raw_name, _decode_name(raw_name, flags), flags, method,
-                                     csize, usize, local_offset))
+        entries.append(
+            _CentralEntry(
+                raw_name, _decode_name(raw_name, flags), flags, method, csize, usize, local_offset
+            )
+        )
         pos = end
     return entries
 
@@ -314,8 +321,16 @@ def _read_local(reader: _Reader, offset: int) -> _LocalHeader | None:
     raw_name = head[_LOCAL.size : _LOCAL.size + name_len]
     extra = head[_LOCAL.size + name_len : _LOCAL.size + variable]
     usize, csize = _apply_zip64_extra(extra, [usize, csize])
-    return _LocalHeader(offset, flags, method, csize, usize, raw_name,
-                        _decode_name(raw_name, flags), offset + _LOCAL.size + variable)
+    return _LocalHeader(
+        offset,
+        flags,
+        method,
+        csize,
+        usize,
+        raw_name,
+        _decode_name(raw_name, flags),
+        offset + _LOCAL.size + variable,
+    )
 
 
 def _local_for(reader: _Reader, entry: _CentralEntry, base: int) -> _LocalHeader | None:
@@ -366,8 +381,13 @@ def _list_members(ctx: ScanContext, reader: _Reader) -> list[_Member]:
     return members
 
 
-def _directory_members(ctx: ScanContext, reader: _Reader, directory: _Directory,
-                       entries: list[_CentralEntry], listed: list[_Member]) -> list[_Member]:
+def _directory_members(
+    ctx: ScanContext,
+    reader: _Reader,
+    directory: _Directory,
+    entries: list[_CentralEntry],
+    listed: list[_Member],
+) -> list[_Member]:
     """The entries of one directory with their local headers, minus those already listed."""
     seen = {(m.header.offset, m.central.raw_name if m.central else b"") for m in listed}
     members: list[_Member] = []
@@ -383,19 +403,22 @@ def _directory_members(ctx: ScanContext, reader: _Reader, directory: _Directory,
 
 def _inside_member_data(offset: int, members: list[_Member]) -> bool:
     return any(
-        m.header.data_offset <= offset < m.header.data_offset + m.compressed_size
-        for m in members
+        m.header.data_offset <= offset < m.header.data_offset + m.compressed_size for m in members
     )
 
 
-def _read_directory(ctx: ScanContext, reader: _Reader,
-                    directory: _Directory) -> tuple[list[_CentralEntry], bool]:
+def _read_directory(
+    ctx: ScanContext, reader: _Reader, directory: _Directory
+) -> tuple[list[_CentralEntry], bool]:
     """The entries of one directory, and whether it held every entry its end record declares."""
     length = directory.end_offset - directory.start
     cap = ctx.limits.max_metadata_bytes
     if length > cap:
-        ctx.limit_hit(LimitExceeded(
-            "max_metadata_bytes", f"the central directory is {length} bytes, over {cap}"))
+        ctx.limit_hit(
+            LimitExceeded(
+                "max_metadata_bytes", f"the central directory is {length} bytes, over {cap}"
+            )
+        )
     data = reader.at(directory.start, min(length, cap))
     entries = _parse_directory(data, ctx.limits.max_members + 1)
     declared = directory.declared_entries
@@ -403,8 +426,9 @@ def _read_directory(ctx: ScanContext, reader: _Reader,
     return entries, complete
 
 
-def _walk_local_headers(ctx: ScanContext, reader: _Reader, start: int, stop: int,
-                        known: dict[int, int], search: _Search) -> list[_LocalHeader]:
+def _walk_local_headers(
+    ctx: ScanContext, reader: _Reader, start: int, stop: int, known: dict[int, int], search: _Search
+) -> list[_LocalHeader]:
     """Local headers in ``[start, stop)`` that `known` (header offset -> data end) lacks."""
     found: list[_LocalHeader] = []
     known_offsets = sorted(known)
@@ -443,15 +467,17 @@ def _next_record(reader: _Reader, data_end: int, known: dict[int, int], stop: in
     return data_end
 
 
-def _with_resolved_size(reader: _Reader, header: _LocalHeader, stop: int,
-                        search: _Search) -> _LocalHeader:
+def _with_resolved_size(
+    reader: _Reader, header: _LocalHeader, stop: int, search: _Search
+) -> _LocalHeader:
     """A header written with a data descriptor has no size: find where its data ends."""
     if header.compressed_size or not header.flags & FLAG_DATA_DESCRIPTOR:
         return header
     pos = header.data_offset
     while True:
-        hit = _search_signatures(reader, pos, stop, (DESCRIPTOR_SIG, LOCAL_SIG, CENTRAL_SIG),
-                                 search)
+        hit = _search_signatures(
+            reader, pos, stop, (DESCRIPTOR_SIG, LOCAL_SIG, CENTRAL_SIG), search
+        )
         if hit is None:
             return dataclasses.replace(header, compressed_size=max(0, stop - header.data_offset))
         offset, sig = hit
@@ -466,8 +492,9 @@ def _descriptor_size(reader: _Reader, offset: int) -> int | None:
     return struct.unpack("<I", record)[0] if len(record) == 4 else None
 
 
-def _search_signatures(reader: _Reader, start: int, stop: int, signatures: Sequence[bytes],
-                       search: _Search) -> tuple[int, bytes] | None:
+def _search_signatures(
+    reader: _Reader, start: int, stop: int, signatures: Sequence[bytes], search: _Search
+) -> tuple[int, bytes] | None:
     """The first of `signatures` in ``[start, stop)``, within the archive's search budget."""
     pos = start
     while pos < stop and search.remaining > 0:
@@ -604,10 +631,16 @@ def _check_header_agreement(ctx: ScanContext, member: _Member, entry: _CentralEn
             offset=header.offset,
             evidence={
                 "member": member.name,
-                "local": {"method": header.method, "compressed_size": header.compressed_size,
-                          "uncompressed_size": header.uncompressed_size},
-                "central": {"method": entry.method, "compressed_size": entry.compressed_size,
-                            "uncompressed_size": entry.uncompressed_size},
+                "local": {
+                    "method": header.method,
+                    "compressed_size": header.compressed_size,
+                    "uncompressed_size": header.uncompressed_size,
+                },
+                "central": {
+                    "method": entry.method,
+                    "compressed_size": entry.compressed_size,
+                    "uncompressed_size": entry.uncompressed_size,
+                },
             },
             remediation="Treat the archive as tampered with; rebuild it from a trusted source.",
         )
@@ -675,10 +708,14 @@ def _archive_format(names: list[str]) -> str:
 _TAMPERED = "Treat the archive as tampered with; rebuild it from a trusted source."
 
 
-def _report_outcome(ctx: ScanContext, member: _Member, outcome: Outcome, error: str,
-                    produced: int) -> None:
-    evidence = {"member": member.name, "decompressed_bytes": produced,
-                "compressed_bytes": member.compressed_size}
+def _report_outcome(
+    ctx: ScanContext, member: _Member, outcome: Outcome, error: str, produced: int
+) -> None:
+    evidence = {
+        "member": member.name,
+        "decompressed_bytes": produced,
+        "compressed_bytes": member.compressed_size,
+    }
     offset = member.header.offset
     if outcome is Outcome.BOMB:
         ctx.add(
@@ -725,8 +762,11 @@ def _report_truncated(ctx: ScanContext, member: _Member, available: int) -> None
         f"It declares {member.compressed_size} bytes but only {available} remain; those "
         "were scanned.",
         offset=member.header.offset,
-        evidence={"member": member.name, "declared_bytes": member.compressed_size,
-                  "available_bytes": available},
+        evidence={
+            "member": member.name,
+            "declared_bytes": member.compressed_size,
+            "available_bytes": available,
+        },
         remediation=_TAMPERED,
     )
 
@@ -774,8 +814,7 @@ def _report_multiple_directories(ctx: ScanContext, directories: list[_Directory]
     ctx.add(
         "zip.multiple-directories",
         Severity.MEDIUM,
-        "The zip file contains several end-of-directory records pointing to different "
-        "directories",
+        "The zip file contains several end-of-directory records pointing to different directories",
         "Readers that pick different records see different members. The members of every "
         "directory were scanned.",
         evidence={"directory_offsets": [d.start for d in directories]},

@@ -20,13 +20,15 @@ SPOOL_BYTES = 64 * 1024 * 1024
 """Decompressed content larger than this spills from memory to a temporary file."""
 
 
-class _RegionReader(io.RawIOBase):
-    """A read-only, seekable view on ``[offset, offset + length)`` of another file object."""
+class BlobReader(io.RawIOBase):
+    """A read-only, seekable, unbuffered file object over a `Blob`, reading through `read_at`.
 
-    def __init__(self, raw: BinaryIO, offset: int, length: int) -> None:
-        self._raw = raw
-        self._start = offset
-        self._length = length
+    Archive readers (tarfile, py7zr, h5py) seek from header to header and get exactly the bytes
+    they ask for; wrapped in a `BufferedReader` it also serves sequential reads of a region.
+    """
+
+    def __init__(self, blob: Blob) -> None:
+        self._blob = blob
         self._pos = 0
 
     def readable(self) -> bool:
@@ -44,19 +46,15 @@ class _RegionReader(io.RawIOBase):
         elif whence == os.SEEK_CUR:
             target = self._pos + pos
         else:
-            target = self._length + pos
+            target = self._blob.size + pos
         self._pos = max(0, target)
         return self._pos
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        remaining = self._length - self._pos
-        if remaining <= 0:
-            return 0
-        view = memoryview(buffer)[: min(len(buffer), remaining)]
-        self._raw.seek(self._start + self._pos)
-        n = self._raw.readinto(view) or 0  # type: ignore[attr-defined]
-        self._pos += n
-        return n
+        data = self._blob.read_at(self._pos, len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 class Blob(abc.ABC):
@@ -141,24 +139,11 @@ class RegionBlob(Blob):
         self.size = length
 
     def open(self) -> BinaryIO:
-        raw = self.parent.open()
-        return _ClosingBuffered(_RegionReader(raw, self.offset, self.size), raw)
+        return io.BufferedReader(BlobReader(self), buffer_size=1024 * 1024)
 
     def read_at(self, offset: int, n: int) -> bytes:
         n = max(0, min(n, self.size - offset))
         return self.parent.read_at(self.offset + offset, n)
-
-
-class _ClosingBuffered(io.BufferedReader):
-    def __init__(self, region: _RegionReader, owner: BinaryIO) -> None:
-        super().__init__(region, buffer_size=1024 * 1024)
-        self._owner = owner
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._owner.close()
 
 
 class SpooledBlob(Blob):

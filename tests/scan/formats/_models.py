@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import struct
 from pathlib import Path
-from typing import BinaryIO
 
 from mlwarden.findings import Finding, Severity
-from mlwarden.scan.blob import Blob, BytesBlob
+from mlwarden.scan.blob import BytesBlob
 from mlwarden.scan.context import FileScan
 from mlwarden.scan.engine import scan_blob, scan_file, scan_paths
 from mlwarden.scan.limits import Limits
 from mlwarden.scan.policy import Policy
+
+from ._containers import CountingBlob
 
 
 def evil_pickle(marker: Path) -> bytes:
@@ -59,37 +59,7 @@ def npy_bytes(header: str | bytes, body: bytes = b"", version: tuple[int, int] =
     return prefix + raw + body
 
 
-class TrackingBlob(Blob):
-    """Bytes in memory that remember how many of them were read, however they were read."""
-
-    def __init__(self, data: bytes) -> None:
-        self._inner = BytesBlob(data)
-        self.size = len(data)
-        self.bytes_read = 0
-
-    def open(self) -> BinaryIO:
-        return _TrackingReader(self._inner.data, self)
-
-    def read_at(self, offset: int, n: int) -> bytes:
-        data = self._inner.read_at(offset, n)
-        self.bytes_read += len(data)
-        return data
-
-
-class _TrackingReader(io.BytesIO):
-    def __init__(self, data: bytes, owner: TrackingBlob) -> None:
-        super().__init__(data)
-        self._owner = owner
-
-    def read(self, n: int | None = -1) -> bytes:
-        data = super().read(n)
-        self._owner.bytes_read += len(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = super().readinto(buffer)
-        self._owner.bytes_read += n
-        return n
+TrackingBlob = CountingBlob
 
 
 def scan_tracking(blob: TrackingBlob) -> FileScan:

@@ -16,7 +16,7 @@ from pathlib import Path
 from mlwarden.findings import Finding, Location, Risk, Severity
 from mlwarden.report.model import ErrorEntry, ScannedFile
 from mlwarden.scan.blob import Blob, FileBlob
-from mlwarden.scan.context import FileScan, LimitExceeded, ScanContext
+from mlwarden.scan.context import CHECK_ID, FileScan, LimitExceeded, ScanContext
 from mlwarden.scan.formats import folder_analysers, handlers
 from mlwarden.scan.policy import Policy
 
@@ -104,20 +104,17 @@ def _walk(root: str, policy: Policy, result: ScanResult) -> Iterator[_FileJob]:
 
 def _note_symlink(disk: str, root_abs: str, result: ScanResult) -> None:
     target = os.path.realpath(disk)
-    inside = target == root_abs or target.startswith(root_abs + os.sep)
-    if inside:
+    if target == root_abs or target.startswith(root_abs + os.sep):
         return  # its target is scanned where it lives
     result.findings.append(
-        Finding(
-            risk=Risk.ML06,
-            check="ml06.model_files",
-            rule="folder.symlink-outside",
-            severity=Severity.MEDIUM,
-            title="Symbolic link points outside the scanned folder; its target was not scanned",
-            detail=f"{disk} -> {target}. A loader following it reads a file the scan never saw.",
-            location=Location(disk),
-            evidence={"target": target},
-            remediation="Replace the link with the file itself, or scan the target too.",
+        _folder_finding(
+            "folder.symlink-outside",
+            Severity.MEDIUM,
+            "Symbolic link points outside the scanned folder; its target was not scanned",
+            f"{disk} -> {target}. A loader following it reads a file the scan never saw.",
+            disk,
+            "Replace the link with the file itself, or scan the target too.",
+            {"target": target},
         )
     )
 
@@ -132,16 +129,36 @@ def _is_regular(path: str) -> bool:
 def _note_special(disk: str, result: ScanResult) -> None:
     # Opening a FIFO or a device would block or read forever; neither is a model file.
     result.findings.append(
-        Finding(
-            risk=Risk.ML06,
-            check="ml06.model_files",
-            rule="folder.special-file",
-            severity=Severity.LOW,
-            title="Not a regular file (pipe, socket or device); not scanned",
-            detail=f"{disk} is not a regular file, so it was not opened.",
-            location=Location(disk),
-            remediation="Remove special files from model folders.",
+        _folder_finding(
+            "folder.special-file",
+            Severity.LOW,
+            "Not a regular file (pipe, socket or device); not scanned",
+            f"{disk} is not a regular file, so it was not opened.",
+            disk,
+            "Remove special files from model folders.",
         )
+    )
+
+
+def _folder_finding(
+    rule: str,
+    severity: Severity,
+    title: str,
+    detail: str,
+    path: str,
+    remediation: str,
+    evidence: dict[str, str] | None = None,
+) -> Finding:
+    return Finding(
+        risk=Risk.ML06,
+        check=CHECK_ID,
+        rule=rule,
+        severity=severity,
+        title=title,
+        detail=detail,
+        location=Location(path),
+        evidence=evidence or {},
+        remediation=remediation,
     )
 
 

@@ -219,7 +219,7 @@ def _scan_source(ctx: ScanContext, raw_data: bool = False) -> None:
     ctx.format = RAW_DATA_FORMAT if raw_data else "unknown"
     ctx.state.scanned.append(ScannedFile(ctx.state.path, ctx.member, ctx.format, ctx.blob.size))
     head = ctx.blob.head()
-    for handler in handlers():
+    for handler in handlers(raw_data=raw_data):
         try:
             if raw_data:
                 matched = handler.sniff_raw(head, ctx.blob)

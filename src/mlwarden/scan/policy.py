@@ -183,6 +183,7 @@ class Policy:
     source: str | None = None
     """The policy file this came from, for the report."""
 
+    @functools.lru_cache(maxsize=16_384)  # noqa: B019 - policies are few, frozen and hashable
     def classify(self, module: str, name: str) -> Classification:
         """Judge the global ``module.name`` (after Python 2 renames)."""
         module, name = normalise(module, name)

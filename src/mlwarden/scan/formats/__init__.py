@@ -85,9 +85,15 @@ def register_folder_analyser(analyser: FolderAnalyser) -> FolderAnalyser:
     return analyser
 
 
-def handlers() -> list[FormatHandler]:
-    """All registered handlers in the order they are asked."""
+def handlers(*, raw_data: bool = False) -> list[FormatHandler]:
+    """The registered handlers in the order they are asked.
+
+    With `raw_data`, only those that can recognise content inside raw tensor data (the ones
+    overriding `FormatHandler.sniff_raw`).
+    """
     _load_builtin()
+    if raw_data:
+        return [h for h in _HANDLERS if type(h).sniff_raw is not FormatHandler.sniff_raw]
     return list(_HANDLERS)
 
 

@@ -598,6 +598,10 @@ def _bounded_decompress(decompressor: Any, data: bytes, limit: int) -> bytes:
 # -- recognising pickles ---------------------------------------------------------------------
 
 
+_CODE_PICKLE_FIRST_BYTES = frozenset({b"\x80", b"(", b"c", b"i", b"]", b"}", b")", b"N"})
+"""Opcodes a pickle that imports code plausibly starts with; anything else is not tried."""
+
+
 def looks_like_pickle(head: bytes, *, require_code: bool = False) -> bool:
     """Whether `head` (the first bytes of a source) starts a pickle a loader would run.
 
@@ -608,6 +612,8 @@ def looks_like_pickle(head: bytes, *, require_code: bool = False) -> bool:
         return False
     if not require_code and len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
         return True
+    if require_code and head[:1] not in _CODE_PICKLE_FIRST_BYTES:
+        return False
     result = PickleMachine(head, 0, max_opcodes=100_000).run()
     if require_code:
         return any(e.kind in ("import", "call") for e in result.events)

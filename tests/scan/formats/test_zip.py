@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from mlwarden.findings import Severity
 from mlwarden.scan.blob import BytesBlob, RegionBlob
 from mlwarden.scan.context import FileScan, ScanContext
+from mlwarden.scan.engine import scan_file
 from mlwarden.scan.formats.zip import ZipHandler
 from mlwarden.scan.limits import Limits
 from mlwarden.scan.policy import Policy
@@ -351,7 +352,7 @@ def test_nested_zips_are_scanned_to_the_depth_limit():
 def test_random_data_is_not_claimed_as_zip():
     data = random.Random(7).randbytes(100_000)
     data = data[:-500] + b"PK\x05\x06" + data[-496:]
-    assert not ZipHandler().sniff(data[:4096], BytesBlob(data))
+    assert not ZipHandler(found_by_tail=True).sniff(data[:4096], BytesBlob(data))
 
 
 def test_empty_zip_is_a_clean_zip():
@@ -439,7 +440,7 @@ def test_stored_members_are_handed_over_in_place_without_being_read():
 
     state = FileScan("sample", Policy(), Limits())
     ctx = ScanContext(state, blob, _scan_child=record_child)
-    ZipHandler().scan(ctx)
+    ZipHandler(found_by_tail=False).scan(ctx)
     assert ctx.format == "pytorch-zip"
     assert raw_flags == {"archive/data.pkl": False, "archive/data/0": True}
     tensor = dict(children)["archive/data/0"]
@@ -465,3 +466,19 @@ def test_mutated_zips_give_findings_never_handler_errors(edits):
     )
     state = scan_bytes(mutate(seed, edits))
     assert not unparseable_by(state, {"zip"})
+
+
+def test_tar_storing_a_zip_near_its_end_is_read_as_a_tar(tmp_path: Path) -> None:
+    import tarfile
+
+    inner = build_zip([("archive/data.pkl", pickle.dumps({"w": 1}))])
+    path = tmp_path / "model.tar"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("model.pt")
+        info.size = len(inner)
+        tar.addfile(info, io.BytesIO(inner))
+    state = scan_file(str(path), str(path), Policy())
+    formats = {s.member: s.format for s in state.scanned}
+    assert formats[None] == "tar"
+    assert formats["model.pt"] == "pytorch-zip"
+    assert state.findings == []

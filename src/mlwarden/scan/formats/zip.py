@@ -152,15 +152,22 @@ class _Reader:
 
 
 class ZipHandler(FormatHandler):
+    """Registered twice: early for a zip signature at offset 0, and late for a zip found only
+    through an end record in the tail (prepended data, polyglots), so that a tar or HDF5 file
+    that merely stores a zip near its end is read as what it starts as."""
+
     name = "zip"
-    priority = 10
+
+    def __init__(self, *, found_by_tail: bool) -> None:
+        self.found_by_tail = found_by_tail
+        self.priority = 55 if found_by_tail else 10
 
     def sniff_raw(self, head: bytes, blob: Blob) -> bool:
-        return self.sniff(head, blob)
+        return not self.found_by_tail and head[:4] in (LOCAL_SIG, END_SIG)
 
     def sniff(self, head: bytes, blob: Blob) -> bool:
-        if head[:4] in (LOCAL_SIG, END_SIG):
-            return True
+        if not self.found_by_tail:
+            return head[:4] in (LOCAL_SIG, END_SIG)
         with open_random_access(blob) as f:
             return bool(_find_directories(_Reader(f, blob.size), MAX_END_RECORDS, first_only=True))
 
@@ -184,7 +191,8 @@ class ZipHandler(FormatHandler):
             _scan_member_safely(ctx, member, budget)
 
 
-register(ZipHandler())
+register(ZipHandler(found_by_tail=False))
+register(ZipHandler(found_by_tail=True))
 
 
 # --- Finding the central directory ------------------------------------------------------------

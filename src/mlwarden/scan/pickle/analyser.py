@@ -44,6 +44,12 @@ TORCH_LEGACY_PICKLES = 5
 """magic number, protocol version, sys info, the object, storage keys; raw storages follow."""
 
 MAX_OFFSETS_SHOWN = 10
+
+CODE_EXECUTION_FIX = (
+    "Do not load this file: loading it runs the code shown. Delete it, find out how it reached "
+    "you, and obtain the model from its publisher in a safe format (safetensors, ONNX, skops). "
+    "A policy file cannot allow dangerous callables."
+)
 MAX_FOLD_DEPTH = 8
 
 # Allowlisted functions that call or instantiate one of their arguments: the argument is judged
@@ -189,6 +195,7 @@ class _Judge:
                 entry.detail,
                 offset=entry.offsets[0] if entry.offsets else None,
                 evidence=evidence,
+                remediation=CODE_EXECUTION_FIX if entry.severity is Severity.CRITICAL else "",
             )
         self.merged.clear()
 

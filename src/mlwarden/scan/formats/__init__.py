@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from mlwarden.scan.blob import Blob
 from mlwarden.scan.context import FileScan, ScanContext
@@ -68,6 +68,8 @@ whole (a Hugging Face model folder) and reports into `results`."""
 
 
 _HANDLERS: list[FormatHandler] = []
+_RAW_HANDLERS: list[FormatHandler] = []
+"""The handlers that override `sniff_raw`, in the same order."""
 _FOLDER_ANALYSERS: list[FolderAnalyser] = []
 _loaded = False
 
@@ -76,6 +78,7 @@ def register(handler: FormatHandler) -> FormatHandler:
     """Add a format handler (keeps the list sorted by priority)."""
     _HANDLERS.append(handler)
     _HANDLERS.sort(key=lambda h: h.priority)
+    _RAW_HANDLERS[:] = [h for h in _HANDLERS if type(h).sniff_raw is not FormatHandler.sniff_raw]
     return handler
 
 
@@ -85,16 +88,14 @@ def register_folder_analyser(analyser: FolderAnalyser) -> FolderAnalyser:
     return analyser
 
 
-def handlers(*, raw_data: bool = False) -> list[FormatHandler]:
-    """The registered handlers in the order they are asked.
+def handlers(*, raw_data: bool = False) -> Sequence[FormatHandler]:
+    """The registered handlers in the order they are asked (a read-only view).
 
     With `raw_data`, only those that can recognise content inside raw tensor data (the ones
     overriding `FormatHandler.sniff_raw`).
     """
     _load_builtin()
-    if raw_data:
-        return [h for h in _HANDLERS if type(h).sniff_raw is not FormatHandler.sniff_raw]
-    return list(_HANDLERS)
+    return _RAW_HANDLERS if raw_data else _HANDLERS
 
 
 def folder_analysers() -> list[FolderAnalyser]:

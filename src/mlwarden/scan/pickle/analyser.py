@@ -283,14 +283,11 @@ def _is_pickle(result: RunResult) -> bool:
 
 
 def _is_torch_legacy_magic(machine: PickleMachine) -> bool:
-    return not machine.events and machine.opcodes <= 4 and _stopped_with_magic(machine)
-
-
-def _stopped_with_magic(machine: PickleMachine) -> bool:
-    # The magic number pickle is `\x80\x02\x8a\x0a<10 bytes>.`: LONG1 then STOP.
+    """Whether the pickle just run is PyTorch's legacy magic number (LONG1 then STOP)."""
     chunk = machine.data[machine.start : machine.pos]
     return (
-        chunk.startswith(b"\x80\x02\x8a\x0a")
+        not machine.events
+        and chunk.startswith(b"\x80\x02\x8a\x0a")
         and int.from_bytes(chunk[4:14], "little", signed=True) == TORCH_LEGACY_MAGIC
     )
 

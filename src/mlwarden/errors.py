@@ -28,3 +28,15 @@ class ConfigError(UsageError):
 
 class ScanError(MlwardenError):
     """Scanning could not be completed (I/O failure, internal error)."""
+
+
+class InputError(UsageError):
+    """Data or parameters given to an attack are invalid (shape, NaN, range, labels, eps)."""
+
+
+class TargetError(MlwardenError):
+    """The model under test failed: it raised, timed out, or answered something unusable."""
+
+
+class QueryBudgetExceeded(TargetError):
+    """The target's query budget is spent; attacks stop and return what they found so far."""

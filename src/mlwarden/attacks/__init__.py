@@ -1,0 +1,1 @@
+"""Attacks that measure the risks: evasion (ML01) today; inference, extraction, poisoning later."""

@@ -1,0 +1,154 @@
+"""PyTorch `nn.Module` targets: white-box, with gradients, in eval mode.
+
+Normalisation belongs inside the target (``mean`` / ``std``), so that attacks work in input units
+(pixels in [0, 1]) and eps means what the user thinks it means: the question users of AutoAttack
+ask most. During an attack (`session`) the model is in eval mode and its parameters are frozen;
+both are restored afterwards. Not for: loading modules from files (`mlwarden.targets.loading`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+
+from mlwarden.errors import InputError, TargetError
+from mlwarden.targets.base import DEFAULT_BATCH_SIZE, WhiteBoxTarget
+
+ModelOutput = Literal["logits", "probabilities", "log_probabilities"]
+
+
+class TorchTarget(WhiteBoxTarget):
+    """A PyTorch classifier. ``mlwarden.target(model, input_shape=(1, 28, 28))`` builds one."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        input_shape: Sequence[int],
+        n_classes: int | None = None,
+        input_range: tuple[float, float] = (0.0, 1.0),
+        model_output: ModelOutput = "logits",
+        mean: Sequence[float] | float | None = None,
+        std: Sequence[float] | float | None = None,
+        device: str | torch.device = "cpu",
+        query_budget: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        name: str | None = None,
+    ) -> None:
+        """Wrap `model`.
+
+        Args:
+            model: a module mapping ``(n, *input_shape)`` float32 to ``(n, n_classes)``.
+            input_shape: shape of one sample, e.g. ``(1, 28, 28)`` or ``(30,)``.
+            n_classes: found with one forward pass when None.
+            input_range: valid inputs in input units, e.g. (0, 1) for pixels.
+            model_output: what the model returns: logits, probabilities or log-probabilities.
+            mean, std: per-channel normalisation applied inside the target, in input units
+                (channel is dimension 1 of the batch); None for none.
+            device: torch device to run on.
+            query_budget: maximum samples answered, None for unlimited.
+            batch_size: samples per forward pass.
+            name: shown in reports; the module's class name by default.
+        """
+        if not isinstance(model, torch.nn.Module):
+            raise InputError(f"expected a torch.nn.Module, got {type(model).__name__}")
+        if model_output not in ("logits", "probabilities", "log_probabilities"):
+            raise InputError(
+                "model_output must be logits, probabilities or log_probabilities, "
+                f"got {model_output!r}"
+            )
+        self.model = model
+        self.model_output: ModelOutput = model_output
+        self._device = torch.device(device)
+        shape = tuple(int(d) for d in input_shape)
+        self._mean = _channel_tensor(mean, shape, "mean", self._device)
+        self._std = _channel_tensor(std, shape, "std", self._device)
+        if self._std is not None and bool((self._std <= 0).any()):
+            raise InputError("std must be positive")
+        if n_classes is None:
+            n_classes = self._probe_classes(shape, input_range)
+        super().__init__(
+            n_classes=n_classes,
+            input_shape=shape,
+            input_range=input_range,
+            query_budget=query_budget,
+            batch_size=batch_size,
+            name=name or type(model).__name__,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        """Where `logits` wants its inputs."""
+        return self._device
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._mean is not None:
+            x = x - self._mean
+        if self._std is not None:
+            x = x / self._std
+        try:
+            out = self.model(x)
+        except Exception as exc:  # the user's model raising is a target failure, not our bug
+            raise TargetError(f"{self.name} raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(out, torch.Tensor) or out.ndim != 2:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise TargetError(
+                f"{self.name} returned {got}; a classifier returns (n, n_classes) scores"
+            )
+        if self.model_output == "probabilities":
+            return torch.log(out.clamp_min(1e-12))
+        return out
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x)
+
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
+        with self.session(), torch.inference_mode():
+            logits = self._forward(torch.from_numpy(x).to(self._device))
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Eval mode and frozen parameters for the duration of an attack; restored after."""
+        was_training = self.model.training
+        frozen = [p for p in self.model.parameters() if p.requires_grad]
+        self.model.eval()
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+            self.model.train(was_training)
+
+    def _probe_classes(self, shape: tuple[int, ...], input_range: tuple[float, float]) -> int:
+        probe = torch.full((1, *shape), float(np.mean(input_range)), device=self._device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                out = self._forward(probe)
+        except RuntimeError as exc:
+            raise InputError(f"model does not accept inputs of shape {shape}: {exc}") from None
+        finally:
+            self.model.train(was_training)
+        return int(out.shape[1])
+
+
+def _channel_tensor(
+    value: Sequence[float] | float | None, shape: tuple[int, ...], what: str, device: torch.device
+) -> torch.Tensor | None:
+    if value is None:
+        return None
+    values = np.atleast_1d(np.asarray(value, dtype=np.float32))
+    if values.ndim != 1 or (len(values) != 1 and (not shape or len(values) != shape[0])):
+        raise InputError(
+            f"{what} must be one number or one per channel ({shape[0] if shape else 1})"
+        )
+    view = (1, len(values)) + (1,) * max(len(shape) - 1, 0)
+    return torch.from_numpy(values).reshape(view).to(device)

@@ -120,6 +120,12 @@ _DANGEROUS_COMPONENTS = frozenset(
 
 
 CYTHON_UNPICKLE_PREFIX = "__pyx_unpickle_"
+
+TORCHSCRIPT_MODULE = "__torch__"
+TORCHSCRIPT_REASON = (
+    "TorchScript class: compiled by torch.jit.load from the archive's code/ (TorchScript, not "
+    "Python); Python's pickle cannot import it"
+)
 """Cython-generated ``module.__pyx_unpickle_X(cls, checksum, state)`` rebuilds class X."""
 
 
@@ -198,6 +204,12 @@ class Policy:
             return Classification(Verdict.DANGEROUS, f"denied by policy ({user_denied})")
         if qualname in deny:
             return Classification(Verdict.DANGEROUS, deny[qualname])
+        if qualname in allow:
+            # exact, reviewed entries win over a denied prefix (torch.jit._pickle.build_intlist
+            # under torch.jit.*)
+            return Classification(Verdict.SAFE, allow[qualname])
+        if module == TORCHSCRIPT_MODULE or module.startswith(TORCHSCRIPT_MODULE + "."):
+            return Classification(Verdict.SAFE, TORCHSCRIPT_REASON)
         prefix = _match_prefix(qualname, deny_prefixes)
         if prefix:
             return Classification(Verdict.DANGEROUS, deny_prefixes[prefix])

@@ -619,11 +619,24 @@ def looks_like_pickle(head: bytes, *, require_code: bool = False) -> bool:
     if require_code and head[:1] not in _CODE_PICKLE_FIRST_BYTES:
         return False
     result = PickleMachine(head, 0, max_opcodes=100_000).run()
+    first_import = next((e.value for e in result.events if e.kind == "import"), None)
+    if isinstance(first_import, Global) and not _importable_name(first_import):
+        # A real loader fails on this first import and runs nothing after it: text that
+        # happens to start with "c" (TorchScript's code/*.py: "class ReLU(Module):") or "i".
+        return False
     if require_code:
         return any(e.kind in ("import", "call") for e in result.events)
     if result.stopped:
         return result.opcodes >= 2 and result.end >= len(head.rstrip(b"\n\r\t "))
     return any(e.kind in ("import", "call") for e in result.events)
+
+
+_IMPORTABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+def _importable_name(value: Global) -> bool:
+    """Whether ``module`` and ``name`` are dotted identifiers Python's import could resolve."""
+    return bool(_IMPORTABLE.match(value.module) and _IMPORTABLE.match(value.name))
 
 
 @dataclass(frozen=True)

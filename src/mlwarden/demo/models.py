@@ -77,7 +77,8 @@ def _fit(
         for start in range(0, len(xs), 64):
             batch = order[start : start + 64]
             optimiser.zero_grad()
-            nn.functional.cross_entropy(model(xs[batch]), ys[batch]).backward()
+            loss: torch.Tensor = nn.functional.cross_entropy(model(xs[batch]), ys[batch])
+            loss.backward()
             optimiser.step()
     model.eval()
     return model

@@ -78,7 +78,7 @@ def _fit(
             batch = order[start : start + 64]
             optimiser.zero_grad()
             loss: torch.Tensor = nn.functional.cross_entropy(model(xs[batch]), ys[batch])
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
     model.eval()
     return model

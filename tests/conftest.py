@@ -37,3 +37,13 @@ def cancer_target(cancer_model):  # type: ignore[no-untyped-def]
     import mlwarden.targets
 
     return mlwarden.targets.target(cancer_model.model, input_shape=cancer_model.input_shape)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per test process: `make test` runs two workers on two cores, and two
+    intra-op threads each make them thrash (prediction 5-10x slower under load)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)

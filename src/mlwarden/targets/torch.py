@@ -63,6 +63,7 @@ class TorchTarget(WhiteBoxTarget):
             )
         self.model = model
         self.model_output: ModelOutput = model_output
+        self._in_session = False
         self._device = torch.device(device)
         shape = tuple(int(d) for d in input_shape)
         self._mean = _channel_tensor(mean, shape, "mean", self._device)
@@ -113,7 +114,22 @@ class TorchTarget(WhiteBoxTarget):
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Eval mode and frozen parameters for the duration of an attack; restored after."""
+        """Eval mode and frozen parameters for the duration of an attack; restored after.
+
+        Re-entrant: inside a session (an attack run), each prediction batch costs nothing here.
+        """
+        if self._in_session:
+            yield
+            return
+        self._in_session = True
+        try:
+            with self._attack_mode():
+                yield
+        finally:
+            self._in_session = False
+
+    @contextlib.contextmanager
+    def _attack_mode(self) -> Iterator[None]:
         was_training = self.model.training
         frozen = [p for p in self.model.parameters() if p.requires_grad]
         self.model.eval()

@@ -1,0 +1,189 @@
+"""PGD: projected gradient ascent in linf / l2 / l1 balls, restarts, early stop, targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mlwarden.attacks.evasion import fgsm, get_attack, pgd
+from mlwarden.errors import InputError
+from mlwarden.targets.torch import TorchTarget
+
+N = 100
+BUDGETS = [("linf", 0.1), ("l2", 0.6), ("l1", 3.0)]
+
+
+@pytest.fixture
+def digits(digits_model: Any) -> tuple[np.ndarray, np.ndarray]:
+    return digits_model.x_test[:N], digits_model.y_test[:N]
+
+
+def test_pgd_is_registered_for_three_norms() -> None:
+    spec, fn = get_attack("pgd")
+    assert fn is pgd
+    assert spec.white_box and spec.targeted
+    assert spec.norms == ("linf", "l2", "l1")
+
+
+def test_pgd_linf_at_0_3_drives_digits_robust_accuracy_far_below_clean(
+    digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    result = pgd(digits_target, x, y, eps=0.3)
+    assert result.clean_accuracy >= 0.9
+    assert result.robust_accuracy <= 0.05
+    assert result.interrupted is False
+
+
+@pytest.mark.parametrize(("norm", "eps"), BUDGETS)
+def test_pgd_respects_its_budget_without_help_from_the_runner(
+    norm: str, eps: float, digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    result = pgd(digits_target, x, y, eps=eps, norm=norm, steps=20)  # type: ignore[arg-type]
+    assert result.threat.inside(result.x_adv, result.x).all()
+    assert result.n_projected == 0
+    assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
+    assert result.norms.max() <= eps * (1 + 1e-5)
+    assert result.robust_accuracy < result.clean_accuracy - 0.2
+
+
+@pytest.mark.parametrize(("norm", "eps"), BUDGETS)
+def test_pgd_is_at_least_as_strong_as_fgsm(
+    norm: str, eps: float, digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    strong = pgd(digits_target, x, y, eps=eps, norm=norm, steps=20)  # type: ignore[arg-type]
+    weak = fgsm(digits_target, x, y, eps=eps, norm=norm)  # type: ignore[arg-type]
+    assert strong.robust_accuracy <= weak.robust_accuracy
+
+
+def test_pgd_restarts_keep_every_sample_the_first_run_fooled(
+    digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    once = pgd(digits_target, x, y, eps=0.08, steps=10)
+    thrice = pgd(digits_target, x, y, eps=0.08, steps=10, restarts=3)
+    assert np.all(thrice.success[once.success])
+    assert thrice.success.sum() > once.success.sum()
+    # later restarts only run on the samples still standing
+    assert thrice.queries < 3 * once.queries
+
+
+def test_pgd_more_steps_is_not_weaker(
+    digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    short = pgd(digits_target, x, y, eps=0.08, steps=3)
+    long = pgd(digits_target, x, y, eps=0.08, steps=40)
+    assert long.robust_accuracy <= short.robust_accuracy
+
+
+def test_pgd_without_early_stop_runs_every_sample_every_step(
+    digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    steps = 10
+    full = pgd(digits_target, x, y, eps=0.1, steps=steps, early_stop=False)
+    attacked = int((full.clean_predictions == y).sum())
+    # one pass per step, plus one to check the last iterate
+    assert full.queries == attacked * (steps + 1)
+    early = pgd(digits_target, x, y, eps=0.1, steps=steps)
+    assert early.queries < full.queries
+    assert abs(early.robust_accuracy - full.robust_accuracy) <= 0.02
+
+
+def test_pgd_targeted_reaches_the_target(
+    digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    wanted = (y + 3) % 10
+    result = pgd(digits_target, x, y, eps=0.3, y_target=wanted)
+    assert result.targeted
+    assert result.success_rate >= 0.9
+    np.testing.assert_array_equal(result.predictions[result.success], wanted[result.success])
+
+
+@pytest.mark.parametrize("loss", ["dlr", "margin"])
+def test_pgd_other_losses_also_fool_the_model(
+    loss: str, digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    result = pgd(digits_target, x, y, eps=0.2, loss=loss)  # type: ignore[arg-type]
+    assert result.robust_accuracy <= 0.1
+
+
+def test_pgd_l1_sparse_steps_beat_a_dense_l1_step(
+    digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    sparse = pgd(digits_target, x, y, eps=3.0, norm="l1", steps=20)
+    dense = pgd(digits_target, x, y, eps=3.0, norm="l1", steps=20, l1_quantile=0.0)
+    assert sparse.robust_accuracy < dense.robust_accuracy
+
+
+def test_pgd_fools_the_tabular_mlp(cancer_model: Any, cancer_target: TorchTarget) -> None:
+    x, y = cancer_model.x_test, cancer_model.y_test
+    result = pgd(cancer_target, x, y, eps=0.1)
+    assert result.robust_accuracy <= result.clean_accuracy - 0.5
+    assert result.threat.inside(result.x_adv, result.x).all()
+
+
+def test_pgd_is_deterministic_under_a_seed(
+    digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    first = pgd(digits_target, x, y, eps=0.1, steps=5, seed=3)
+    again = pgd(digits_target, x, y, eps=0.1, steps=5, seed=3)
+    other = pgd(digits_target, x, y, eps=0.1, steps=5, seed=4)
+    np.testing.assert_array_equal(first.x_adv, again.x_adv)
+    assert not np.array_equal(first.x_adv, other.x_adv)
+
+
+def test_pgd_without_random_start_is_deterministic_whatever_the_seed(
+    digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    first = pgd(digits_target, x, y, eps=0.1, steps=5, random_start=False, seed=1)
+    other = pgd(digits_target, x, y, eps=0.1, steps=5, random_start=False, seed=2)
+    np.testing.assert_array_equal(first.x_adv, other.x_adv)
+
+
+def test_pgd_reports_progress_up_to_the_total(
+    digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    seen: list[tuple[int, int]] = []
+    pgd(
+        digits_target, x, y, eps=0.1, steps=5, restarts=2, progress=lambda d, t: seen.append((d, t))
+    )
+    assert seen[-1] == (2 * 5 * N, 2 * 5 * N)
+    done = [d for d, _ in seen]
+    assert done == sorted(done)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"steps": 0}, "steps"),
+        ({"steps": 2.5}, "steps"),
+        ({"restarts": 0}, "restarts"),
+        ({"step_size": -0.1}, "step_size"),
+        ({"step_size": float("nan")}, "step_size"),
+        ({"loss": "hinge"}, "loss"),
+        ({"l1_quantile": 1.0}, "l1_quantile"),
+        ({"l1_quantile": -0.5}, "l1_quantile"),
+        ({"norm": "l0"}, "norms"),
+    ],
+)
+def test_pgd_rejects_nonsense_parameters(
+    params: dict[str, Any],
+    message: str,
+    digits_target: TorchTarget,
+    digits: tuple[np.ndarray, np.ndarray],
+) -> None:
+    x, y = digits
+    with pytest.raises(InputError, match=message):
+        pgd(digits_target, x, y, eps=0.1, **params)

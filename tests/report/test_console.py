@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from report_samples import CALL_CHAIN
+from report_samples import CALL_CHAIN, HOSTILE
 from rich.cells import cell_len
 
 from mlwarden.findings import Risk
 from mlwarden.report import render
 from mlwarden.report.console import ConsoleRenderer
-from mlwarden.report.model import Report
+from mlwarden.report.model import ImageCell, Report, Table
 
 ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -103,3 +103,24 @@ def test_clean_report_passes() -> None:
     text = render(report, "console")
     assert re.search(r"ML06\s+AI Supply Chain Attacks\s+pass", text)
     assert text.rstrip().splitlines()[-1] == "PASS: no findings."
+
+
+def test_metric_tables_are_drawn_as_tables_and_other_metrics_are_not_dumped() -> None:
+    table = Table(("eps (linf)", "pgd"), (("0.0314 (8/255)", "12.5%"),), "Robust accuracy")
+    report = Report(metrics={"ml01.evasion": {"robustness": table.to_data(), "by_eps": [1, 2]}})
+    text = render(report, "console")
+    section = text.split("Measurements")[1]
+    assert "ml01.evasion  Robust accuracy" in section
+    assert re.search(r"eps \(linf\)\s+pgd", section)
+    assert re.search(r"0\.0314 \(8/255\)\s+12\.5%", section)
+    assert "by_eps" not in text
+
+
+def test_metric_table_cells_are_shown_literally() -> None:
+    table = Table((HOSTILE,), ((HOSTILE,), (ImageCell("AAAA", "a picture"),)), HOSTILE)
+    for color in (False, True):
+        text = render(Report(metrics={"check": {"t": table.to_data()}}), "console", color=color)
+        assert "\x1b[2J" not in text and "\u202e" not in text
+        plain = ANSI_SGR.sub("", text)
+        assert "[bold red]markup[/]" in plain
+        assert "[a picture]" in plain

@@ -13,7 +13,7 @@ from report_samples import CALL_CHAIN, HOSTILE
 from mlwarden.findings import Risk
 from mlwarden.report import render
 from mlwarden.report.html import INVENTORY_OPEN_MAX_ROWS, PAGE_SCRIPT
-from mlwarden.report.model import Figure, Report, ScannedFile
+from mlwarden.report.model import Figure, Report, ScannedFile, Table
 
 
 class PageParser(HTMLParser):
@@ -184,3 +184,23 @@ def test_empty_report(empty_report: Report) -> None:
     assert "No file was scanned." in page
     assert '<div class="verdict nothing-assessed" role="status">NOTHING ASSESSED' in page
     assert '<section id="figures">' not in page
+
+
+def test_metric_tables_are_html_tables_and_other_metrics_stay_listed() -> None:
+    table = Table(("eps", "<b>pgd</b>"), (("0.1", "<script>x</script>"),), "Robust accuracy")
+    report = Report(metrics={"ml01.evasion": {"robustness": table.to_data(), "n": 4}, "files": 2})
+    section = render(report, "html").split('<section id="metrics">')[1].split("</section>")[0]
+    assert "<h3><code>ml01.evasion</code></h3><h4>Robust accuracy</h4>" in section
+    assert "<th>&lt;b&gt;pgd&lt;/b&gt;</th>" in section
+    assert "<td>0.1</td><td>&lt;script&gt;x&lt;/script&gt;</td>" in section
+    assert "<dt>n</dt><dd><code>4</code></dd>" in section
+    assert "<dt>files</dt><dd><code>2</code></dd>" in section
+    assert section.index("<dt>files</dt>") < section.index("ml01.evasion")
+
+
+def test_figures_without_a_risk_are_listed_after_those_with_one(sample_report: Report) -> None:
+    section = render(sample_report, "html").split('<section id="figures">')[1]
+    assert section.index("<h3>ML06 · AI Supply Chain Attacks</h3>") < section.index(
+        "<h3>Other figures</h3>"
+    )
+    assert section.index('id="figure-svg-1"') < section.index('id="figure-png-1"')

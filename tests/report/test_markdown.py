@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from report_samples import CALL_CHAIN, critical_pickle_call
+from report_samples import CALL_CHAIN, HOSTILE, critical_pickle_call
 
 from mlwarden.findings import Risk
 from mlwarden.report import render
 from mlwarden.report.markdown import MAX_COMMENT_CHARS, code, code_block, html_text, text
-from mlwarden.report.model import Report
+from mlwarden.report.model import Report, Table
 
 UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
 
@@ -117,3 +117,25 @@ def test_empty_report(empty_report: Report) -> None:
     markdown = render(empty_report, "markdown")
     assert markdown.startswith("### mlwarden ⚠️ NOTHING ASSESSED")
     assert "No findings." in markdown
+
+
+def test_metric_tables_become_markdown_tables_after_the_findings(sample_report: Report) -> None:
+    table = Table(("eps (linf)", "pgd", "worst case"), (("0.0314 (8/255)", "12.5%", "10%"),))
+    sample_report.metrics["ml01.evasion"] = {"robustness": table.to_data(), "n_samples": 64}
+    markdown = render(sample_report, "markdown")
+    assert markdown.index("#### Findings") < markdown.index("#### Measurements")
+    rows = table_rows(markdown, "| eps \\(linf\\) | pgd | worst case |")
+    assert rows == ["|---|---|---|", "| 0\\.0314 \\(8/255\\) | 12\\.5% | 10% |"]
+    assert "n_samples" not in markdown
+
+
+def test_report_without_metric_tables_has_no_measurements(sample_report: Report) -> None:
+    assert "Measurements" not in render(sample_report, "markdown")
+
+
+def test_hostile_metric_table_cannot_break_the_table() -> None:
+    table = Table(("a", "b"), ((HOSTILE, HOSTILE),), HOSTILE)
+    markdown = render(Report(metrics={"check": {"t": table.to_data()}}), "markdown")
+    [_, row] = table_rows(markdown, "| a | b |")
+    assert len(UNESCAPED_PIPE.findall(row)) == 3
+    assert "<script>" not in markdown and "@everyone" not in markdown

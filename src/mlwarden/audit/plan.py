@@ -7,20 +7,56 @@ Example::
       paths: [models/]
       policy: mlwarden-policy.toml
       jobs: 2
+    model:
+      path: models/digits.onnx          # a model file, or an http(s):// prediction endpoint
+      input_shape: [1, 8, 8]
+      input_range: [0, 1]
+    data:
+      path: data/test.npz
+      x_key: x
+      y_key: y
+    evasion:
+      norm: linf
+      eps: [1/255, 4/255, 8/255]        # input units; "a/b" fractions are accepted
+      suite: standard
+      n_samples: 200
     checks:
       skip: []
     fail_on: high
+
+Relative paths are resolved against the plan's folder. Building the objects a plan names (the
+target, the data) is `mlwarden.audit.context.context_from_plan`; this module only validates.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from mlwarden.errors import ConfigError
 from mlwarden.findings import Severity
+
+URL_SCHEMES = ("http://", "https://")
+
+
+def _fraction(value: Any) -> Any:
+    """``"8/255"`` -> 8/255; anything else is left for pydantic to judge."""
+    if isinstance(value, str) and value.count("/") == 1:
+        numerator, denominator = value.split("/")
+        try:
+            return float(numerator) / float(denominator)
+        except (ValueError, ZeroDivisionError):
+            return value
+    return value
+
+
+Budget = Annotated[float, BeforeValidator(_fraction), Field(ge=0, allow_inf_nan=False)]
+"""A perturbation budget in input units: a number >= 0, or a fraction written ``a/b``."""
+PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class _Strict(BaseModel):
@@ -35,6 +71,87 @@ class ScanPlan(_Strict):
     jobs: int = Field(default=1, ge=1, le=256)
 
 
+class HttpPlan(_Strict):
+    """Options of a model served over HTTP (`mlwarden.targets.http.HttpTarget`)."""
+
+    protocol: Literal["json", "kserve-v2"] | None = None
+    model_name: str | None = None
+    input_name: str | None = None
+    output_name: str | None = None
+    request_key: str | None = None
+    response_key: str | None = None
+    headers: dict[str, str] | None = None
+    timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    batch_size: PositiveInt | None = None
+    output: Literal["probabilities", "labels"] | None = None
+
+
+class ModelPlan(_Strict):
+    """The model under test (checks that need ``target``); see `load_target`."""
+
+    path: str = Field(min_length=1)
+    """A model file (relative to the plan) or an ``http(s)://`` prediction endpoint."""
+    factory: str | None = None
+    """``package.module:function`` building the torch module whose weights `path` holds."""
+    input_shape: list[PositiveInt] | None = Field(default=None, min_length=1)
+    n_classes: int | None = Field(default=None, ge=2)
+    input_range: tuple[float, float] = (0.0, 1.0)
+    mean: list[float] | float | None = None
+    std: list[float] | float | None = None
+    model_output: Literal["logits", "probabilities", "log_probabilities", "auto"] | None = None
+    query_budget: PositiveInt | None = None
+    http: HttpPlan | None = None
+
+    @field_validator("input_range")
+    @classmethod
+    def _ordered_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError("input_range must be finite [low, high] with low < high")
+        return value
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, value: list[float] | float | None) -> list[float] | float | None:
+        values = value if isinstance(value, list) else [] if value is None else [value]
+        if any(not (math.isfinite(v) and v > 0) for v in values):
+            raise ValueError("std must be finite and > 0")
+        return value
+
+    def is_url(self) -> bool:
+        """True when the model is a remote endpoint rather than a file."""
+        return self.path.startswith(URL_SCHEMES)
+
+
+class DataPlan(_Strict):
+    """Labelled samples (checks that need ``data``): ``.npz``, ``.npy`` or ``.csv``."""
+
+    path: Path
+    labels: Path | None = None
+    """A separate labels file (``.npy`` or ``.csv``), when `path` holds the inputs only."""
+    x_key: str | None = None
+    y_key: str | None = None
+    label_column: int | str | None = None
+    """The CSV column holding the labels: an index (negative counts from the end) or a header
+    name; the last column by default."""
+    limit: PositiveInt | None = None
+    """Read at most this many samples."""
+
+
+class EvasionPlan(_Strict):
+    """Settings of the ``ml01.evasion`` check (`mlwarden.evaluate.check.EvasionSettings`)."""
+
+    norm: Literal["linf", "l2", "l1", "l0"] = "linf"
+    eps: list[Budget] | None = Field(default=None, min_length=1)
+    """Budgets in input units; None evaluates the check's defaults."""
+    suite: Literal["quick", "standard", "strong"] = "standard"
+    attacks: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
+    n_samples: PositiveInt = 500
+    seed: int = 0
+    sanity_checks: bool = True
+    """Look for gradient masking after the attacks."""
+
+
 class ChecksPlan(_Strict):
     """Which checks to run: all whose needs are met by default."""
 
@@ -47,6 +164,9 @@ class AuditPlan(_Strict):
 
     version: int = 1
     scan: ScanPlan | None = None
+    model: ModelPlan | None = None
+    data: DataPlan | None = None
+    evasion: EvasionPlan | None = None
     checks: ChecksPlan = Field(default_factory=ChecksPlan)
     fail_on: Severity = Severity.HIGH
 
@@ -74,19 +194,32 @@ def load_plan(path: Path) -> AuditPlan:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"audit plan {path}: {where}: {first['msg']}") from None
+    return _resolved(plan, path.parent)
+
+
+def _resolved(plan: AuditPlan, base: Path) -> AuditPlan:
+    """`plan` with every relative path made relative to `base` (the plan's folder)."""
+    updates: dict[str, Any] = {}
     if plan.scan is not None:
-        base = path.parent
-        scan = plan.scan.model_copy(
+        updates["scan"] = plan.scan.model_copy(
             update={
-                "paths": [p if p.is_absolute() else base / p for p in plan.scan.paths],
-                "policy": (
-                    None
-                    if plan.scan.policy is None
-                    else plan.scan.policy
-                    if plan.scan.policy.is_absolute()
-                    else base / plan.scan.policy
-                ),
+                "paths": [_under(base, p) for p in plan.scan.paths],
+                "policy": None if plan.scan.policy is None else _under(base, plan.scan.policy),
             }
         )
-        plan = plan.model_copy(update={"scan": scan})
-    return plan
+    if plan.model is not None and not plan.model.is_url():
+        updates["model"] = plan.model.model_copy(
+            update={"path": str(_under(base, Path(plan.model.path)))}
+        )
+    if plan.data is not None:
+        updates["data"] = plan.data.model_copy(
+            update={
+                "path": _under(base, plan.data.path),
+                "labels": None if plan.data.labels is None else _under(base, plan.data.labels),
+            }
+        )
+    return plan.model_copy(update=updates)
+
+
+def _under(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else base / path

@@ -19,7 +19,14 @@ from mlwarden.report.model import ErrorEntry, Figure, ScannedFile
 if TYPE_CHECKING:
     from mlwarden.audit.runner import AuditContext
 
-BUILTIN_CHECK_MODULES = ("mlwarden.scan.check",)
+BUILTIN_CHECKS: dict[str, str] = {
+    "ml01.evasion": "mlwarden.evaluate.check",
+    "ml06.model_files": "mlwarden.scan.check",
+}
+"""Check id -> the module that registers it. A check's module is imported only when that check
+is asked for (or all are listed), so `mlwarden scan` never imports the attack machinery."""
+
+BUILTIN_CHECK_MODULES = tuple(dict.fromkeys(BUILTIN_CHECKS.values()))
 """Modules that register the built-in checks when imported."""
 
 
@@ -83,7 +90,10 @@ def all_checks() -> list[Check]:
 
 def get_check(check_id: str) -> Check:
     """The check called `check_id`, or a `UsageError` naming the known ones."""
-    _load_builtin()
+    if check_id in BUILTIN_CHECKS and check_id not in _CHECKS:
+        importlib.import_module(BUILTIN_CHECKS[check_id])
+    if check_id not in _CHECKS:
+        _load_builtin()
     try:
         return _CHECKS[check_id]
     except KeyError:

@@ -9,11 +9,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlwarden.audit.registry import Check, NothingToAssess, all_checks, get_check
 from mlwarden.errors import MlwardenError
 from mlwarden.report.model import ErrorEntry, NotAssessed, Report
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ProgressFn = Callable[[str, int, int], None]
 """``progress(description, done, total)``; total 0 when unknown."""
@@ -31,6 +34,13 @@ class AuditContext:
     """Worker processes for parallel work (1..cpu count)."""
     progress: ProgressFn | None = field(default=None, repr=False)
     """Called as work advances; None keeps quiet."""
+    target: Any = field(default=None, repr=False)
+    """The model under test, a `mlwarden.targets.base.Target`."""
+    data: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    """Labelled samples ``(x, y)``: inputs in the target's input units and class indices."""
+    evasion: Any = None
+    """`mlwarden.evaluate.check.EvasionSettings` for ``ml01.evasion``; None means its defaults
+    (a setting, never a check's need)."""
 
     def met_needs(self) -> set[str]:
         """Names of the context fields that are present."""

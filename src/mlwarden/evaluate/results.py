@@ -6,7 +6,9 @@ figures (robustness curve, gallery, feature table) and users. Nothing here runs 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +31,11 @@ class AttackRun:
     n_projected: int
     """Results the runner had to move back into the threat model."""
     interrupted: bool
+    n_samples: int = 0
+    """Samples the attack ran on: later attacks of a suite only see the samples still robust.
+    `robust_accuracy` and `success_rate` are fractions of these."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Attack parameters given by the suite or the user (the attack's defaults for the rest)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,11 @@ class AdversarialExample:
     clean_confidence: float
     adversarial_prediction: int
     adversarial_confidence: float
+    success: bool = True
+    """An attack fooled the model; False for a sample every attack missed (``x_adv`` is ``x``,
+    `attack` is empty)."""
+    perturbation_norm: float = 0.0
+    """Size of ``x_adv - x`` under the evaluation's norm, in input units."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class MaskingFlag:
     ``zero-gradients``, ``randomised-outputs``."""
     detail: str
     """What was observed, with the numbers."""
+    evidence: Mapping[str, float] = field(default_factory=dict)
+    """The same numbers, machine-readable (counts, fractions, eps, thresholds)."""
 
 
 @dataclass
@@ -74,7 +88,12 @@ class RobustnessResult:
     robust_accuracy: dict[float, float]
     """eps -> fraction of samples no attack of the suite fooled (worst case per sample)."""
     per_attack: dict[str, dict[float, float]]
-    """attack -> eps -> robust accuracy of that attack alone."""
+    """attack -> eps -> robust accuracy counting only that attack's successes: the fraction of
+    samples classified correctly that the attack did not fool at eps (or at a smaller eps).
+    Later attacks of a suite run only on the samples earlier ones did not fool (at that eps or a
+    smaller one), and a sample an attack never saw counts as not fooled by it, so this is an
+    upper bound on what the attack alone would leave. It is exact for minimum-norm attacks,
+    which see every sample, and for the suite's first attack at the smallest eps."""
     robust: np.ndarray
     """Per sample and eps, bool ``(n_samples, len(eps))``: still correct under every attack."""
     minimal_norms: np.ndarray
@@ -90,3 +109,7 @@ class RobustnessResult:
     interrupted: bool = False
     feature_names: tuple[str, ...] = ()
     """Column names of tabular data, when known."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """attack -> why it did not run (wrong norm, needs gradients, no constraint support)."""
+    checks_run: list[str] = field(default_factory=list)
+    """Sanity checks that ran (ids as in `MaskingFlag.check`): no flag means these passed."""

@@ -1,9 +1,10 @@
 """The report for a person at a terminal, drawn with rich.
 
-Header, the OWASP ML Top 10 scorecard, findings worst first with their evidence and fix, errors,
-checks not assessed, and a one-line verdict. Every string that came from a scanned file is shown
-as plain text: never read as rich markup, with control and bidi characters escaped so that a file
-name cannot rewrite the terminal. Not for: machines (JSON, SARIF).
+Header, the OWASP ML Top 10 scorecard, findings worst first with their evidence and fix, the
+checks' measurement tables (robust accuracy by eps ...), errors, checks not assessed, and a
+one-line verdict. Every string that came from a scanned file is shown as plain text: never read
+as rich markup, with control and bidi characters escaped so that a file name cannot rewrite the
+terminal. Not for: machines (JSON, SARIF).
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ from mlwarden.report._text import (
     verdict_text,
 )
 from mlwarden.report.interface import Renderer
-from mlwarden.report.model import Report, RiskSummary
+from mlwarden.report.model import ImageCell, Report, RiskSummary, TableCell
+from mlwarden.report.model import Table as ReportTable
 
 DEFAULT_WIDTH_COLUMNS = 100
 MAX_EVIDENCE_VALUE_CHARS = 400
 """Evidence can be a whole template; the terminal shows its start, the JSON report all of it."""
 MAX_INPUTS_SHOWN = 3
 MAX_EVIDENCE_KEY_COLUMNS = 16
+MAX_METRIC_CELL_CHARS = 80
 
 SEVERITY_STYLE: dict[Severity, str] = {
     Severity.CRITICAL: "bold white on red",
@@ -87,6 +90,9 @@ def _sections(report: Report) -> list[RenderableType]:
     parts: list[RenderableType] = [_header(report), Text(), _scorecard(report.scorecard())]
     if report.findings:
         parts += [Text(), _findings(report)]
+    tables = ReportTable.in_metrics(report.metrics)
+    if tables:
+        parts += [Text(), _measurements(tables)]
     if report.errors:
         parts += [Text(), _errors(report)]
     if report.not_assessed:
@@ -105,12 +111,13 @@ def _header(report: Report) -> Text:
         header.append("  ·  ")
         header.append(", ".join(inputs))
     header.append(f"  ·  {report.duration_s:.2f} s  ·  {report.created}", style="dim")
-    scanned = (
-        f"{plural(report.files_scanned(), 'file')} scanned"
-        f" ({plural(len(report.scanned), 'item')} counting archive members;"
-        f" {len(report.recognised_files())} recognised)"
-    )
-    header.append("\n" + scanned, style="dim")
+    if report.scanned_files():
+        scanned = (
+            f"{plural(report.files_scanned(), 'file')} scanned"
+            f" ({plural(len(report.scanned), 'item')} counting archive members;"
+            f" {len(report.recognised_files())} recognised)"
+        )
+        header.append("\n" + scanned, style="dim")
     return header
 
 
@@ -177,6 +184,27 @@ def _finding(finding: Finding) -> Group:
     if finding.remediation:
         rows.add_row("fix", Text(printable(finding.remediation), style="green"))
     return Group(title, Padding(rows, (0, 0, 0, 2)))
+
+
+def _measurements(tables: list[tuple[str, ReportTable]]) -> Group:
+    parts: list[RenderableType] = [Text("Measurements", style="bold")]
+    for check, table in tables:
+        title = Text(printable(check), style="bold")
+        if table.title:
+            title.append("  " + printable(table.title))
+        grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        for column in table.columns:
+            grid.add_column(printable(clip(column, MAX_METRIC_CELL_CHARS)), overflow="fold")
+        for row in table.rows:
+            grid.add_row(
+                *(Text(printable(clip(_cell_text(c), MAX_METRIC_CELL_CHARS))) for c in row)
+            )
+        parts += [Padding(title, (1, 0, 0, 1)), Padding(grid, (0, 0, 0, 3))]
+    return Group(*parts)
+
+
+def _cell_text(cell: TableCell) -> str:
+    return f"[{cell.alt}]" if isinstance(cell, ImageCell) else cell
 
 
 def _errors(report: Report) -> Group:

@@ -1,10 +1,10 @@
 """The self-contained HTML report: one file a person opens in a browser, shares, or prints.
 
-Everything is inline (CSS, the few lines of script, figures as inline SVG or PNG data URIs); the
-page loads nothing from anywhere and a Content-Security-Policy forbids it to. Every value that
-came from a scanned file is escaped by jinja2's autoescape; the only unescaped markup is ours:
-figures mlwarden drew itself and the script whose hash the policy allows. The page works without
-script: it only adds a severity filter and opens every section before printing. Not for:
+Everything is inline (CSS, the few lines of script, figures as inline SVG, PNG data URIs or
+tables); the page loads nothing from anywhere and a Content-Security-Policy forbids it to. Every
+value that came from a scanned file is escaped by jinja2's autoescape; the only unescaped markup
+is ours: figures mlwarden drew itself and the script whose hash the policy allows. The page works
+without script: it only adds a severity filter and opens every section before printing. Not for:
 machines (JSON, SARIF).
 """
 
@@ -29,7 +29,14 @@ from mlwarden.report._text import (
     verdict_text,
 )
 from mlwarden.report.interface import Renderer
-from mlwarden.report.model import REPORT_SCHEMA_VERSION, Figure, Report, finding_id
+from mlwarden.report.model import (
+    REPORT_SCHEMA_VERSION,
+    Figure,
+    ImageCell,
+    Report,
+    Table,
+    finding_id,
+)
 
 TEMPLATE_NAME = "report.html.j2"
 INVENTORY_OPEN_MAX_ROWS = 25
@@ -94,7 +101,7 @@ class HtmlRenderer(Renderer):
             page=_page(report),
             script=Markup(PAGE_SCRIPT),
             script_hash=f"sha256-{script_hash}",
-            figures=[_figure(f, Markup) for f in report.figures],
+            figure_groups=_figure_groups([_figure(f, Markup) for f in report.figures]),
         )
         return encodable(page)
 
@@ -174,7 +181,7 @@ def _page(report: Report) -> dict[str, Any]:
             {"check": n.check, "risks": ", ".join(r.value for r in n.risks), "reason": n.reason}
             for n in sorted(report.not_assessed, key=lambda n: (n.check, n.reason))
         ],
-        "metrics": [(str(k), value_text(v)) for k, v in jsonable(report.metrics).items()],
+        "metrics": _metric_sections(report.metrics),
         "risk_titles": {r.value: r.title for r in Risk},
     }
 
@@ -191,7 +198,7 @@ def _finding_view(finding: Finding) -> _FindingView:
 
 def _figure(figure: Figure, markup: Any) -> dict[str, Any]:
     # SVG is mlwarden's own drawing, so it is inserted as markup; PNG data must be base64 only,
-    # so that nothing can leave the data: URI it is placed in.
+    # so that nothing can leave the data: URI it is placed in. Table cells are escaped text.
     view: dict[str, Any] = {
         "id": figure.id,
         "title": figure.title,
@@ -199,10 +206,72 @@ def _figure(figure: Figure, markup: Any) -> dict[str, Any]:
         "risk": figure.risk.value if figure.risk else "",
         "kind": figure.kind,
         "svg": None,
-        "png": None,
+        "png": _png(figure.data) if figure.kind == "png" else None,
+        "table": None,
     }
     if figure.kind == "svg":
         view["svg"] = markup(figure.data)
-    elif figure.kind == "png" and _PNG_BASE64.match(figure.data):
-        view["png"] = "".join(figure.data.split())
+    elif figure.kind == "table":
+        table = Table.from_json(figure.data)
+        view["table"] = None if table is None else _table_view(table)
     return view
+
+
+def _figure_groups(figures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Figures under the risk they illustrate, ML01 first, then those of no risk."""
+    groups = [
+        {"heading": f"{risk.value} · {risk.title}", "figures": shown}
+        for risk in Risk
+        if (shown := [f for f in figures if f["risk"] == risk.value])
+    ]
+    rest = [f for f in figures if not f["risk"]]
+    if rest:
+        groups.append({"heading": "Other figures" if groups else "", "figures": rest})
+    return groups
+
+
+def _png(data: str) -> str | None:
+    return "".join(data.split()) if _PNG_BASE64.match(data) else None
+
+
+def _table_view(table: Table) -> dict[str, Any]:
+    return {
+        "title": table.title,
+        "columns": list(table.columns),
+        "rows": [
+            [
+                {"image": True, "png": _png(cell.png), "text": cell.alt}
+                if isinstance(cell, ImageCell)
+                else {"image": False, "png": None, "text": cell}
+                for cell in row
+            ]
+            for row in table.rows
+        ],
+    }
+
+
+def _metric_sections(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Metrics as sections: a check's table-shaped values as tables, the rest as key/value rows.
+
+    Top-level values that are neither a table nor a check's mapping keep one row each, under a
+    section without heading.
+    """
+    loose: list[tuple[str, str]] = []
+    sections: list[dict[str, Any]] = []
+    for key, value in jsonable(metrics).items():
+        table = Table.from_data(value)
+        if table is not None:
+            sections.append({"name": key, "tables": [_table_view(table)], "entries": []})
+        elif isinstance(value, dict):
+            tables = [t for v in value.values() if (t := Table.from_data(v)) is not None]
+            values = [
+                (str(k), value_text(v)) for k, v in value.items() if Table.from_data(v) is None
+            ]
+            sections.append(
+                {"name": key, "tables": [_table_view(t) for t in tables], "entries": values}
+            )
+        else:
+            loose.append((str(key), value_text(value)))
+    if loose:
+        sections.insert(0, {"name": "", "tables": [], "entries": loose})
+    return sections

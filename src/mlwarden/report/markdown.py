@@ -1,10 +1,11 @@
 """GitHub-flavoured Markdown for pull-request comments and job summaries.
 
 The verdict first, then the Top-10 scorecard, a findings table and each finding's details folded
-in ``<details>``. Every string from a scanned file is escaped for where it lands (table cell,
-code span, code block, HTML summary) so that it cannot break the table, open a code block,
-inject HTML or links, or mention people. GitHub rejects comments over 65,536 characters, so the
-text stops before that and says what it left out. Not for: machines (JSON, SARIF).
+in ``<details>``, then the checks' measurement tables (robust accuracy by eps ...). Every string
+from a scanned file is escaped for where it lands (table cell, code span, code block, HTML
+summary) so that it cannot break the table, open a code block, inject HTML or links, or mention
+people. GitHub rejects comments over 65,536 characters, so the text stops before that and says
+what it left out. Not for: machines (JSON, SARIF).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from mlwarden.report._text import (
     verdict_text,
 )
 from mlwarden.report.interface import Renderer
-from mlwarden.report.model import Report, RiskSummary
+from mlwarden.report.model import ImageCell, Report, RiskSummary, Table, TableCell
 
 MAX_COMMENT_CHARS = 65_000
 """GitHub's limit is 65,536 characters; the margin keeps room for a bot's own wrapper."""
@@ -116,9 +117,14 @@ def _head(report: Report) -> str:
         "",
         (
             f"mlwarden {text(report.tool_version)} · "
-            f"{plural(report.files_scanned(), 'file')} scanned "
-            f"({plural(len(report.scanned), 'item')} counting archive members, "
-            f"{len(report.recognised_files())} recognised) · {report.duration_s:.2f} s"
+            + (
+                f"{plural(report.files_scanned(), 'file')} scanned "
+                f"({plural(len(report.scanned), 'item')} counting archive members, "
+                f"{len(report.recognised_files())} recognised) · "
+                if report.scanned_files()
+                else ""
+            )
+            + f"{report.duration_s:.2f} s"
         ),
         "",
         "#### OWASP ML Security Top 10",
@@ -198,6 +204,28 @@ def _finding_details(finding: Finding) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _measurements(report: Report) -> list[str]:
+    tables = Table.in_metrics(report.metrics)
+    if not tables:
+        return []
+    parts = ["#### Measurements", ""]
+    for check, table in tables:
+        heading = f"{code(check)} {text(table.title)}" if table.title else code(check)
+        parts += [
+            heading,
+            "",
+            "| " + " | ".join(text(c) for c in table.columns) + " |",
+            "|" + "---|" * len(table.columns),
+            *("| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows),
+            "",
+        ]
+    return parts
+
+
+def _cell(cell: TableCell) -> str:
+    return text(cell.alt) if isinstance(cell, ImageCell) else text(cell)
+
+
 def _truncation_note(total: int, rows_shown: int, details_shown: int) -> str:
     if rows_shown == total and details_shown == total:
         return ""
@@ -209,7 +237,7 @@ def _truncation_note(total: int, rows_shown: int, details_shown: int) -> str:
 
 
 def _tail(report: Report) -> str:
-    parts: list[str] = []
+    parts: list[str] = _measurements(report)
     if report.errors:
         parts += [f"#### Errors ({len(report.errors)})", ""]
         errors = sorted(report.errors, key=lambda e: (e.path, e.member or "", e.message))

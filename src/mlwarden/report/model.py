@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -66,15 +67,132 @@ class NotAssessed:
 
 @dataclass(frozen=True)
 class Figure:
-    """A picture for the HTML report: inline SVG text or base64 PNG."""
+    """A picture or a table for the HTML report, drawn by the check that measured it.
+
+    `kind` says what `data` holds: ``svg`` (inline SVG text, mlwarden's own drawing), ``png``
+    (base64 PNG) or ``table`` (a `Table` as JSON text, `Table.to_json`; its cells are text or
+    base64 PNG images, such as an adversarial-example gallery).
+    """
 
     id: str
     title: str
     kind: str
-    """``svg`` or ``png``."""
+    """``svg``, ``png`` or ``table``."""
     data: str
     risk: Risk | None = None
     caption: str = ""
+
+
+@dataclass(frozen=True)
+class ImageCell:
+    """A picture inside a table cell."""
+
+    png: str
+    """Base64 PNG data."""
+    alt: str
+    """What the picture shows, for readers who cannot see it."""
+
+
+TableCell = str | ImageCell
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of cells under column headings, already formatted for people.
+
+    The data of a ``table`` figure, and the shape of a metric meant to be shown as a table:
+    ``{"title": str, "columns": [str, ...], "rows": [[cell, ...], ...]}`` where a cell is text or
+    ``{"png": base64, "alt": str}``. Renderers show such metrics as tables and print nothing they
+    would have to compute.
+    """
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[TableCell, ...], ...]
+    title: str = ""
+
+    def to_data(self) -> dict[str, Any]:
+        """The table as JSON-ready data (the shape `from_data` reads)."""
+        return {
+            "title": self.title,
+            "columns": list(self.columns),
+            "rows": [[_cell_data(cell) for cell in row] for row in self.rows],
+        }
+
+    def to_json(self) -> str:
+        """The table as JSON text, for `Figure.data` of a ``table`` figure."""
+        return json.dumps(self.to_data(), ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_data(cls, value: Any) -> Table | None:
+        """`value` read as a table, or None when it does not have the shape of one."""
+        if not isinstance(value, Mapping) or not {"columns", "rows"} <= set(value):
+            return None
+        if set(value) - {"title", "columns", "rows"}:
+            return None
+        columns, rows, title = value["columns"], value["rows"], value.get("title", "")
+        if (
+            not isinstance(title, str)
+            or not _is_list_of(columns, str)
+            or not isinstance(rows, list)
+        ):
+            return None
+        parsed: list[tuple[TableCell, ...]] = []
+        for row in rows:
+            if not isinstance(row, list) or len(row) != len(columns):
+                return None
+            cells = [_cell(item) for item in row]
+            if any(cell is None for cell in cells):
+                return None
+            parsed.append(tuple(c for c in cells if c is not None))
+        return cls(tuple(columns), tuple(parsed), title)
+
+    @classmethod
+    def in_metrics(cls, metrics: Mapping[str, Any]) -> list[tuple[str, Table]]:
+        """Every table-shaped value of a report's metrics, at the top level or inside a check's
+        metrics, with its check id (or key), in key order."""
+        found: list[tuple[str, Table]] = []
+        for key in sorted(metrics, key=str):
+            value = metrics[key]
+            table = cls.from_data(value)
+            if table is not None:
+                found.append((str(key), table))
+            elif isinstance(value, Mapping):
+                found += [
+                    (str(key), inner)
+                    for _, item in sorted(value.items(), key=lambda kv: str(kv[0]))
+                    if (inner := cls.from_data(item)) is not None
+                ]
+        return found
+
+    @classmethod
+    def from_json(cls, text: str) -> Table | None:
+        """A ``table`` figure's data read back, or None when it is not a table."""
+        try:
+            return cls.from_data(json.loads(text))
+        except ValueError:
+            return None
+
+
+def _is_list_of(value: Any, kind: type) -> bool:
+    return isinstance(value, list) and all(isinstance(item, kind) for item in value)
+
+
+def _cell_data(cell: TableCell) -> Any:
+    return {"png": cell.png, "alt": cell.alt} if isinstance(cell, ImageCell) else cell
+
+
+def _cell(value: Any) -> TableCell | None:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    if isinstance(value, Mapping) and set(value) == {"png", "alt"}:
+        png, alt = value["png"], value["alt"]
+        if isinstance(png, str) and isinstance(alt, str):
+            return ImageCell(png, alt)
+    return None
 
 
 @dataclass(frozen=True)
@@ -230,6 +348,10 @@ class Report:
     def sorted_scanned(self) -> list[ScannedFile]:
         """The inventory in a stable order: by path, the file itself before its members."""
         return sorted(self.scanned, key=lambda s: (s.path, s.member is not None, s.member or ""))
+
+    def scanned_files(self) -> bool:
+        """Whether this report is (partly) a file scan: files were scanned or the scan ran."""
+        return bool(self.scanned) or "ml06.model_files" in self.checks_run
 
     def files_scanned(self) -> int:
         """Number of distinct files on disk in the inventory (archive members not counted)."""

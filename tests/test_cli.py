@@ -551,7 +551,18 @@ def test_help_imports_no_heavy_module() -> None:
 # --- demo -----------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def quick_evasion_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's evasion part on a few samples with the quick suite (the real one takes a
+    minute); what it attacks and how it reports are the same."""
+    from mlwarden.demo import evasion
+
+    monkeypatch.setattr(evasion, "DEMO_SUITE", "quick")
+    monkeypatch.setattr(evasion, "DEMO_MAX_SAMPLES", 24)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("quick_evasion_demo")
 def test_demo_builds_the_folder_and_writes_the_report(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -564,9 +575,30 @@ def test_demo_builds_the_folder_and_writes_the_report(
     assert "<html" in html.lower()
     assert str(report.resolve()) in out
     assert Severity.CRITICAL.value in out
+    assert "Trained and attacked digits-cnn and breast-cancer-mlp" in out
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("quick_evasion_demo")
+def test_demo_report_holds_the_scan_and_both_evasion_evaluations(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "demo-models"
+    report_file = tmp_path / "r.json"
+    code, _, err = run(capsys, "demo", "--out", out_dir, "--report", report_file, "-f", "json")
+    assert code == 0, err
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    assert {"ml06.model_files", "ml01.evasion"} <= set(report["checks_run"])
+    evasion = [f for f in report["findings"] if f["rule"] == "evasion.low-robust-accuracy"]
+    assert {f["location"]["path"] for f in evasion} == {"digits-cnn.pt", "breast-cancer-mlp.pt"}
+    assert "ml01.evasion" in report["metrics"] and "ml01.evasion (2)" in report["metrics"]
+    # the saved TorchScript models are part of the scan, and clean
+    models = [f for f in report["files"] if f["member"] is None and f["path"].endswith("-cnn.pt")]
+    assert [(f["format"], f["severity"]) for f in models] == [("torchscript", None)]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("quick_evasion_demo")
 def test_demo_runs_again_over_its_own_folder(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -587,6 +619,7 @@ def test_demo_refuses_a_folder_it_did_not_make(
     assert (mine / "precious.pt").read_bytes() == b"keep me"
 
 
+@pytest.mark.usefixtures("quick_evasion_demo")
 def test_demo_names_the_samples_it_could_not_build(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,10 +13,10 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -25,9 +25,16 @@ from mlwarden.errors import MlwardenError, UsageError
 from mlwarden.findings import Severity
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from mlwarden.audit.plan import AuditPlan
     from mlwarden.audit.runner import ProgressFn
+    from mlwarden.demo.evasion import EvasionSample
+    from mlwarden.evaluate.check import EvasionSettings
     from mlwarden.report import Renderer
     from mlwarden.report.model import Report
+    from mlwarden.scan.policy import Policy
+    from mlwarden.targets.base import Target
 
 FAIL_ON_CHOICES = (*(s.value for s in Severity), "never")
 
@@ -50,6 +57,11 @@ policy_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(policy_app, name="policy")
+attack_app = typer.Typer(
+    help="Run one attack against a model and report what it achieved.",
+    no_args_is_help=True,
+)
+app.add_typer(attack_app, name="attack")
 
 FormatOption = Annotated[
     str,
@@ -95,6 +107,99 @@ QuietOption = Annotated[
         "--quiet", "-q", help="No progress bar and no summary line; the report is still written."
     ),
 ]
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        metavar="PATH|URL",
+        help="Model under test: TorchScript, torch.export (.pt2), ONNX, skops, a scikit-learn "
+        "pickle/joblib that `mlwarden scan` finds clean, weights for --factory, or an "
+        "http(s):// prediction endpoint.",
+        show_default=False,
+    ),
+]
+FactoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--factory",
+        metavar="MODULE:FUNCTION",
+        help="Function building the nn.Module whose weights --model holds "
+        "(safetensors or a state dict, loaded with weights_only=True).",
+        show_default=False,
+    ),
+]
+InputShapeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--input-shape",
+        metavar="DIMS",
+        help="Shape of one sample, e.g. 1,28,28 (needed for TorchScript, factories and URLs).",
+        show_default=False,
+    ),
+]
+InputRangeOption = Annotated[
+    str,
+    typer.Option(
+        "--input-range",
+        metavar="LOW,HIGH",
+        help="Valid inputs, in input units; attacks stay inside.",
+    ),
+]
+MeanOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mean",
+        metavar="VALUES",
+        help="Per-channel normalisation the torch model expects, applied inside the target.",
+        show_default=False,
+    ),
+]
+StdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--std", metavar="VALUES", help="Per-channel std (with --mean).", show_default=False
+    ),
+]
+ModelOutputOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model-output",
+        metavar="KIND",
+        help="What the model returns: logits, probabilities or log_probabilities.",
+        show_default=False,
+    ),
+]
+QueryBudgetOption = Annotated[
+    int | None,
+    typer.Option(
+        "--query-budget",
+        metavar="N",
+        help="Most samples the model may be asked about; attacks stop there and report "
+        "what they found.",
+        show_default=False,
+    ),
+]
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        "-d",
+        metavar="FILE",
+        help="Labelled samples: .npz (x, y), .npy (with --labels) or .csv (label column last).",
+        show_default=False,
+    ),
+]
+LabelsOption = Annotated[
+    Path | None,
+    typer.Option("--labels", metavar="FILE", help="Labels for .npy data.", show_default=False),
+]
+LimitOption = Annotated[
+    int | None,
+    typer.Option("--limit", metavar="N", help="Use only the first N samples.", show_default=False),
+]
+SeedOption = Annotated[int, typer.Option("--seed", metavar="N", help="Seed of every attack.")]
 
 
 def _print_version(value: bool) -> None:
@@ -217,6 +322,51 @@ def audit(
     list_checks: Annotated[
         bool, typer.Option("--list-checks", help="List the registered checks and exit.")
     ] = False,
+    model: ModelOption = None,
+    factory: FactoryOption = None,
+    input_shape: InputShapeOption = None,
+    input_range: InputRangeOption = "0,1",
+    mean: MeanOption = None,
+    std: StdOption = None,
+    model_output: ModelOutputOption = None,
+    query_budget: QueryBudgetOption = None,
+    data: DataOption = None,
+    labels: LabelsOption = None,
+    limit: LimitOption = None,
+    eps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--eps",
+            "-e",
+            metavar="EPS",
+            help="Evasion budget in input units (repeatable; e.g. 8/255). "
+            "[default: the plan's, else by norm and data]",
+            show_default=False,
+        ),
+    ] = None,
+    norm: Annotated[
+        str | None,
+        typer.Option(
+            "--norm",
+            metavar="NORM",
+            help="Evasion threat model: linf, l2, l1 or l0. [default: the plan's, else linf]",
+            show_default=False,
+        ),
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            "--suite",
+            metavar="NAME",
+            help="Evasion attack suite: quick, standard or strong. "
+            "[default: the plan's, else standard]",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", metavar="N", help="Seed of every attack.", show_default=False),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run the OWASP ML Top 10 audit.
@@ -236,11 +386,25 @@ def audit(
     resolved_policy = (
         Policy.from_file(settings.policy_file) if settings.policy_file is not None else Policy()
     )
+    flags = _ModelFlags(
+        model, factory, input_shape, input_range, mean, std, model_output, query_budget
+    )
+    target, samples, evasion = _audit_model(
+        settings.plan, flags, data, labels, limit, resolved_policy
+    )
+    evasion = _evasion_overrides(evasion, eps, norm, suite, seed)
     with _progress(quiet) as progress:
         context = AuditContext(
-            paths=settings.paths, policy=resolved_policy, jobs=settings.jobs, progress=progress
+            paths=settings.paths,
+            policy=resolved_policy,
+            jobs=settings.jobs,
+            progress=progress,
+            target=target,
+            data=samples,
+            evasion=evasion,
         )
         report = run_audit(context, only=settings.only, skip=settings.skip)
+    report.inputs += [str(v) for v in (model, data) if v is not None]
     report.fail_on = settings.fail_on
     _emit(report, renderer, output, quiet)
     raise typer.Exit(report.verdict().exit_code)
@@ -256,6 +420,7 @@ class _AuditSettings:
     only: list[str] | None
     skip: list[str]
     fail_on: Severity | None
+    plan: AuditPlan | None
 
 
 def _audit_settings(
@@ -282,11 +447,317 @@ def _audit_settings(
             if fail_on is not None
             else (plan.fail_on if plan else Severity.HIGH)
         ),
+        plan=plan,
     )
     _check_jobs(settings.jobs)
     if settings.paths is not None:
         _check_inputs(settings.paths)
     return settings
+
+
+def _audit_model(
+    plan: AuditPlan | None,
+    flags: _ModelFlags,
+    data: Path | None,
+    labels: Path | None,
+    limit: int | None,
+    policy: Policy,
+) -> tuple[Target | None, tuple[np.ndarray, np.ndarray] | None, EvasionSettings | None]:
+    """The target, data and evasion settings of an audit: flags first, then the plan."""
+    from mlwarden.audit.context import evasion_settings, load_model, load_samples
+
+    if flags.model is not None:
+        target = _load_target(flags, policy)
+    elif plan is not None and plan.model is not None:
+        target = load_model(plan.model, policy=policy)
+    else:
+        target = None
+    if data is not None:
+        samples = _load_data(data, labels, limit)
+    elif plan is not None and plan.data is not None:
+        samples = load_samples(plan.data)
+    else:
+        samples = None
+    evasion = evasion_settings(plan.evasion) if plan is not None and plan.evasion else None
+    return target, samples, evasion
+
+
+def _evasion_overrides(
+    settings: EvasionSettings | None,
+    eps: list[str] | None,
+    norm: str | None,
+    suite: str | None,
+    seed: int | None,
+) -> EvasionSettings | None:
+    if not eps and norm is None and suite is None and seed is None:
+        return settings
+    import dataclasses
+
+    from mlwarden.evaluate.check import EvasionSettings
+
+    changes: dict[str, Any] = {}
+    if eps:
+        changes["eps"] = tuple(_parse_eps(e) for e in eps)
+    if norm is not None:
+        changes["norm"] = norm
+    if suite is not None:
+        changes["suite"] = suite
+    if seed is not None:
+        changes["seed"] = seed
+    return dataclasses.replace(settings or EvasionSettings(), **changes)
+
+
+@attack_app.command("evasion")
+def attack_evasion(
+    *,
+    model: ModelOption = None,
+    factory: FactoryOption = None,
+    input_shape: InputShapeOption = None,
+    input_range: InputRangeOption = "0,1",
+    mean: MeanOption = None,
+    std: StdOption = None,
+    model_output: ModelOutputOption = None,
+    query_budget: QueryBudgetOption = None,
+    data: DataOption = None,
+    labels: LabelsOption = None,
+    limit: LimitOption = None,
+    attack: Annotated[
+        str,
+        typer.Option(
+            "--attack",
+            "-a",
+            metavar="NAME",
+            help="fgsm, pgd, apgd, apgd_dlr, apgd_t, cw, deepfool, square, hopskipjump, "
+            "pixel, patch or tabular_pgd.",
+        ),
+    ] = "pgd",
+    eps: Annotated[
+        str | None,
+        typer.Option(
+            "--eps",
+            "-e",
+            metavar="EPS",
+            help="Budget in input units under --norm (e.g. 0.03 or 8/255); optional for "
+            "minimum-norm attacks (cw, deepfool, hopskipjump).",
+            show_default=False,
+        ),
+    ] = None,
+    norm: Annotated[
+        str | None,
+        typer.Option(
+            "--norm",
+            metavar="NORM",
+            help="Threat model: linf, l2, l1 or l0. [default: the attack's first norm]",
+            show_default=False,
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="KEY=VALUE",
+            help="An attack parameter, e.g. steps=100 or restarts=5 (repeatable; see the "
+            "attack's docstring for units).",
+        ),
+    ] = None,
+    seed: SeedOption = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="FILE",
+            help="Write x, x_adv, y, success, predictions and norms to this .npz.",
+            show_default=False,
+        ),
+    ] = None,
+    report_format: FormatOption = "console",
+    output: OutputOption = None,
+    fail_on: FailOnOption = "high",
+    quiet: QuietOption = False,
+) -> None:
+    """Attack a model with one evasion attack (OWASP ML01) and report it.
+
+    Every result is projected onto the threat model and re-checked with a fresh query before
+    it counts. Exit 1 when robust accuracy is low enough to reach --fail-on.
+    """
+    threshold = _parse_fail_on(fail_on)
+    renderer = _renderer(report_format)
+    _check_output(output)
+    _check_output(out)
+    from mlwarden.attacks.evasion import get_attack
+
+    spec, attack_fn = get_attack(attack)
+    params = _attack_params(attack, attack_fn, param or [])
+    budget = _parse_eps(eps) if eps is not None else None
+    target = _load_target(
+        _ModelFlags(model, factory, input_shape, input_range, mean, std, model_output, query_budget)
+    )
+    x, y = _load_data(data, labels, limit)
+    with _progress(quiet) as progress:
+        result = attack_fn(
+            target,
+            x,
+            y,
+            eps=budget,
+            norm=norm or spec.norms[0],
+            seed=seed,
+            progress=_named_progress(progress, f"{attack} attack"),
+            **params,
+        )
+    if out is not None:
+        from mlwarden.data import save_adversarial
+
+        save_adversarial(out, result)
+    from mlwarden.evaluate.single import attack_report
+
+    report = attack_report(
+        result,
+        target_name=target.name,
+        input_shape=target.input_shape,
+        inputs=[str(model), str(data)],
+    )
+    report.fail_on = threshold
+    _emit(report, renderer, output, quiet)
+    if result.interrupted and not quiet:
+        print("mlwarden: the attack stopped early; results are what it had found", file=sys.stderr)
+    raise typer.Exit(report.verdict().exit_code)
+
+
+@dataclass(frozen=True)
+class _ModelFlags:
+    """The model flags of `attack evasion` and `audit`, as typed."""
+
+    model: str | None
+    factory: str | None
+    input_shape: str | None
+    input_range: str
+    mean: str | None
+    std: str | None
+    model_output: str | None
+    query_budget: int | None
+
+
+def _load_target(flags: _ModelFlags, policy: Policy | None = None) -> Target:
+    if flags.model is None:
+        raise UsageError("give the model under test with --model PATH or --model URL")
+    from mlwarden.targets.loading import load_target
+
+    options: dict[str, Any] = {}
+    if flags.model_output is not None:
+        options["model_output"] = flags.model_output
+    return load_target(
+        flags.model,
+        factory=flags.factory,
+        input_shape=_numbers(flags.input_shape, "--input-shape", integer=True),
+        input_range=_input_range(flags.input_range),
+        mean=_numbers(flags.mean, "--mean"),
+        std=_numbers(flags.std, "--std"),
+        query_budget=flags.query_budget,
+        policy=policy,
+        **options,
+    )
+
+
+def _load_data(
+    data: Path | None, labels: Path | None, limit: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if data is None:
+        raise UsageError("give labelled samples with --data FILE (.npz, .npy or .csv)")
+    from mlwarden.data import load_data
+
+    return load_data(data, labels=labels, limit=limit)
+
+
+def _numbers(text: str | None, flag: str, *, integer: bool = False) -> tuple[Any, ...] | None:
+    if text is None:
+        return None
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        values = tuple(int(p) if integer else _fraction(p) for p in parts)
+    except ValueError:
+        kind = "whole numbers" if integer else "numbers"
+        raise UsageError(f"{flag} takes comma-separated {kind}, got {text!r}") from None
+    if not values:
+        raise UsageError(f"{flag} is empty")
+    return values
+
+
+def _input_range(text: str) -> tuple[float, float]:
+    values = _numbers(text, "--input-range")
+    if values is None or len(values) != 2:
+        raise UsageError(f"--input-range takes LOW,HIGH, got {text!r}")
+    return (float(values[0]), float(values[1]))
+
+
+def _fraction(text: str) -> float:
+    """A number, or a fraction ``a/b`` (``8/255``)."""
+    text = text.strip()
+    if text.count("/") == 1:
+        numerator, denominator = (float(p) for p in text.split("/"))
+        if denominator == 0:
+            raise ValueError("division by zero")
+        return numerator / denominator
+    return float(text)
+
+
+def _parse_eps(text: str) -> float:
+    try:
+        return _fraction(text)
+    except ValueError:
+        raise UsageError(f"--eps takes a number or a fraction like 8/255, got {text!r}") from None
+
+
+def _attack_params(name: str, fn: Callable[..., object], pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as keyword arguments of `fn`, typed like its defaults."""
+    import inspect
+
+    reserved = {"target", "x", "y", "eps", "norm", "seed", "progress"}
+    parameters = {k: p for k, p in inspect.signature(fn).parameters.items() if k not in reserved}
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise UsageError(f"--param takes KEY=VALUE, got {pair!r}")
+        if key not in parameters or key in {"y_target", "constraints"}:
+            known = ", ".join(k for k in parameters if k not in {"y_target", "constraints"})
+            raise UsageError(f"attack {name} has no parameter {key!r}; its parameters: {known}")
+        params[key] = _typed(value.strip(), parameters[key].default, key)
+    return params
+
+
+def _typed(value: str, default: object, key: str) -> object:
+    try:
+        if isinstance(default, bool):
+            if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(value)
+            return value.lower() in {"true", "1", "yes"}
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float) or default is None:
+            try:
+                return _fraction(value)
+            except ValueError:
+                if default is None:
+                    return value
+                raise
+    except ValueError:
+        kind = type(default).__name__
+        raise UsageError(f"--param {key}={value!r}: expected a {kind}") from None
+    return value
+
+
+def _named_progress(
+    progress: ProgressFn | None, description: str
+) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+
+    def update(done: int, total: int) -> None:
+        progress(description, done, total)
+
+    return update
 
 
 @policy_app.command("init")
@@ -353,22 +824,61 @@ def demo(
 
     with _status("Building the demo models", quiet):
         built = build_demo(out)
+        evasion_samples = _evasion_demo_models(out)
     with _progress(quiet) as progress:
         report = scan_paths([out], progress=progress)
+        scan_counts = report.counts()
+        if evasion_samples:
+            from mlwarden.demo.evasion import attack_demo_models, merge_reports
+
+            report = merge_reports(report, attack_demo_models(evasion_samples, progress=progress))
     _emit(report, renderer, report_file, quiet=True)
     if built.marker.exists():
         raise MlwardenError(f"a demo payload ran: {built.marker} exists (this is a bug)")
     lines = [
         f"Built {len(built.benign)} benign and {len(built.malicious)} malicious demo files "
         f"in {out}/",
-        f"Scanned them without running anything: {_count_text(report.counts())}.",
+        f"Scanned them without running anything: {_count_text(scan_counts)}.",
     ]
+    if evasion_samples:
+        lines.append(
+            "Trained and attacked "
+            + " and ".join(s.name for s in evasion_samples)
+            + " (OWASP ML01): "
+            + _evasion_summary(report)
+            + "."
+        )
+    else:
+        lines.append("Skipped the evasion demo (not installed: torch).")
     lines += [
         f"Skipped {sample} (not installed: {', '.join(needs)})."
         for sample, needs in sorted(built.skipped.items())
     ]
     lines.append(f"Report: {report_file.resolve()}")
     typer.echo("\n".join(lines))
+
+
+def _evasion_demo_models(out: Path) -> list[EvasionSample]:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return []
+    from mlwarden.demo.evasion import build_evasion_models
+
+    return build_evasion_models(out)
+
+
+def _evasion_summary(report: Report) -> str:
+    worst: dict[str, float] = {}
+    for finding in report.findings:
+        if finding.rule == "evasion.low-robust-accuracy" and finding.location is not None:
+            kept = float(finding.evidence.get("accuracy_kept", 1.0))
+            name = finding.location.path
+            worst[name] = min(worst.get(name, 1.0), kept)
+    return ", ".join(
+        f"{name} keeps {kept:.0%} of its accuracy at the largest eps"
+        for name, kept in sorted(worst.items())
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -158,7 +158,7 @@ def test_curve_names_the_norm_and_units_and_is_accessible() -> None:
     root = svg_root(figure)
     assert root.get("role") == "img"
     title = root.find(f"{SVG}title")
-    assert title is not None and title.text == "Robust accuracy against linf perturbations"
+    assert title is not None and title.text == "digits: robust accuracy against linf perturbations"
     description = root.find(f"{SVG}desc")
     assert description is not None and "worst case: 90.0% at eps 0" in (description.text or "")
     texts = [t.text for t in root.findall(f"{SVG}text")]

@@ -136,7 +136,7 @@ def robustness_curve(result: RobustnessResult) -> Figure:
         )
     )
     x_max = max([0.0, *result.eps])
-    title = f"Robust accuracy against {result.norm} perturbations"
+    title = f"{result.target_name}: robust accuracy against {result.norm} perturbations"
     description = (
         f"Robust accuracy of {result.n_samples} samples under the {result.suite} suite; "
         + "; ".join(
@@ -191,7 +191,7 @@ def perturbation_distribution(result: RobustnessResult) -> Figure | None:
     points.append((x_max, points[-1][1]))
     median = float(np.median(fooled))
     never = len(correct) - len(fooled)
-    title = f"Smallest fooling perturbation ({result.norm})"
+    title = f"{result.target_name}: smallest fooling perturbation ({result.norm})"
     description = (
         f"{len(fooled)} of {len(correct)} correctly classified samples were fooled; "
         f"median smallest perturbation {median:.3g}; {never} never fooled."
@@ -438,11 +438,11 @@ def gallery(
             "found by",
         ),
         rows=tuple(rows),
-        title="Adversarial examples",
+        title=f"{result.target_name}: adversarial examples",
     )
     return Figure(
         id=figure_id("evasion-gallery", result),
-        title="Adversarial examples",
+        title=f"{result.target_name}: adversarial examples",
         kind="table",
         data=table.to_json(),
         risk=Risk.ML01,
@@ -556,7 +556,7 @@ def feature_table(
     table = Table(
         columns=("feature", "moved in", "mean |change|", "max |change|", "direction"),
         rows=rows,
-        title="Features the attacks moved",
+        title=f"{result.target_name}: features the attacks moved",
     )
     caption = (
         f"Across {len(examples)} adversarial examples ({result.norm}), in input units; "
@@ -566,7 +566,7 @@ def feature_table(
         caption += f", the {max_features} with the largest mean change shown"
     return Figure(
         id=figure_id("evasion-feature-table", result),
-        title="Features the attacks moved",
+        title=f"{result.target_name}: features the attacks moved",
         kind="table",
         data=table.to_json(),
         risk=Risk.ML01,

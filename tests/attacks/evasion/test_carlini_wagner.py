@@ -43,7 +43,7 @@ def linear_problem() -> tuple[TorchTarget, np.ndarray, np.ndarray, np.ndarray]:
             for i in range(len(x))
         ]
     )
-    target = mlwarden.targets.target(layer, input_shape=(6,), input_range=(-3.0, 3.0))
+    target = TorchTarget(layer, input_shape=(6,), input_range=(-3.0, 3.0))
     return target, x, y, distance
 
 

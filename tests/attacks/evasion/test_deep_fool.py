@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import mlwarden.targets
 from mlwarden.attacks.evasion import deepfool, get_attack, pgd
 from mlwarden.attacks.evasion.deep_fool import STEP_SLACK
 from mlwarden.errors import InputError
@@ -44,7 +43,7 @@ def affine_problem(dual: float) -> tuple[TorchTarget, np.ndarray, np.ndarray, np
             for i in range(len(x))
         ]
     )
-    target = mlwarden.targets.target(layer, input_shape=(5,), input_range=(-5.0, 5.0))
+    target = TorchTarget(layer, input_shape=(5,), input_range=(-5.0, 5.0))
     return target, x, y, distance
 
 
@@ -59,7 +58,7 @@ def test_deepfool_is_registered_as_untargeted_minimum_norm() -> None:
 def test_deepfool_finds_the_exact_distance_to_an_affine_boundary(norm: str, dual: float) -> None:
     target, x, y, distance = affine_problem(dual)
     overshoot = 0.02
-    result = deepfool(target, x, y, norm=norm, overshoot=overshoot)  # type: ignore[arg-type]
+    result = deepfool(target, x, y, norm=norm, overshoot=overshoot)
     assert result.success.all()
     # one step onto the nearest hyperplane, then the overshoot past it
     np.testing.assert_allclose(result.norms, (1 + overshoot) * (distance + STEP_SLACK), rtol=1e-4)
@@ -93,7 +92,7 @@ def test_deepfool_fools_every_digit_and_retires_them_early(
 ) -> None:
     x, y = digits
     steps = 50
-    result = deepfool(digits_target, x, y, norm=norm, steps=steps)  # type: ignore[arg-type]
+    result = deepfool(digits_target, x, y, norm=norm, steps=steps)
     assert result.success.all()
     assert result.n_projected == 0
     attacked = int((result.clean_predictions == y).sum())

@@ -70,7 +70,7 @@ def test_fgsm_other_norms_respect_their_budget(
     norm: str, eps: float, digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
     x, y = digits
-    result = fgsm(digits_target, x, y, eps=eps, norm=norm)  # type: ignore[arg-type]
+    result = fgsm(digits_target, x, y, eps=eps, norm=norm)
     assert result.threat.inside(result.x_adv, result.x).all()
     assert result.robust_accuracy < result.clean_accuracy
     assert result.norms.max() <= eps * (1 + 1e-5)

@@ -42,7 +42,7 @@ def test_pgd_respects_its_budget_without_help_from_the_runner(
     norm: str, eps: float, digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
     x, y = digits
-    result = pgd(digits_target, x, y, eps=eps, norm=norm, steps=20)  # type: ignore[arg-type]
+    result = pgd(digits_target, x, y, eps=eps, norm=norm, steps=20)
     assert result.threat.inside(result.x_adv, result.x).all()
     assert result.n_projected == 0
     assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
@@ -55,8 +55,8 @@ def test_pgd_is_at_least_as_strong_as_fgsm(
     norm: str, eps: float, digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
     x, y = digits
-    strong = pgd(digits_target, x, y, eps=eps, norm=norm, steps=20)  # type: ignore[arg-type]
-    weak = fgsm(digits_target, x, y, eps=eps, norm=norm)  # type: ignore[arg-type]
+    strong = pgd(digits_target, x, y, eps=eps, norm=norm, steps=20)
+    weak = fgsm(digits_target, x, y, eps=eps, norm=norm)
     assert strong.robust_accuracy <= weak.robust_accuracy
 
 
@@ -111,7 +111,7 @@ def test_pgd_other_losses_also_fool_the_model(
     loss: str, digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
     x, y = digits
-    result = pgd(digits_target, x, y, eps=0.2, loss=loss)  # type: ignore[arg-type]
+    result = pgd(digits_target, x, y, eps=0.2, loss=loss)
     assert result.robust_accuracy <= 0.1
 
 

@@ -155,7 +155,10 @@ def test_the_model_is_attacked_in_eval_mode_and_restored_untouched(
     assert all(p.requires_grad for p in model.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     for grad, p in zip(grads, model.parameters(), strict=True):
-        assert (grad is None and p.grad is None) or torch.equal(grad, p.grad)
+        if grad is None or p.grad is None:
+            assert grad is None and p.grad is None
+        else:
+            assert torch.equal(grad, p.grad)
 
 
 @pytest.mark.parametrize("attack", [pgd, apgd])

@@ -50,10 +50,12 @@ def l1_projection_by_bisection(v: np.ndarray, eps: float) -> np.ndarray:
 def norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
     flat = delta.flatten(1).double()
     if norm == "linf":
-        return flat.abs().amax(dim=1)
-    if norm == "l2":
-        return flat.norm(dim=1)
-    return flat.abs().sum(dim=1)
+        size: torch.Tensor = flat.abs().amax(dim=1)
+    elif norm == "l2":
+        size = flat.norm(dim=1)
+    else:
+        size = flat.abs().sum(dim=1)
+    return size
 
 
 def test_l1_projection_matches_sorting_and_bisection_references() -> None:

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-evasion clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scan/run.py
+	$(BIN)/python benchmarks/evasion/run.py
+
+# Installs torch, mlwarden, ART, foolbox and torchattacks into .venv-bench/evasion on first use.
+bench-evasion: $(STAMP)
+	$(BIN)/python benchmarks/evasion/run.py
 
 clean:
 	rm -rf $(VENV) .venv-bench demo-models report.html

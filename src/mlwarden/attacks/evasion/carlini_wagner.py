@@ -100,8 +100,14 @@ def _attack_batch(
     lower = torch.zeros(n, device=x0.device)
     upper = torch.full((n,), UNBOUNDED_CONST, device=x0.device)
     best = torch.full((n,), math.inf, device=x0.device)
+    start = w_clean.clone()
     for search_step in range(settings.binary_search_steps):
-        succeeded = _optimise(state, target, index, settings, x0, goal, w_clean, const, best)
+        succeeded = _optimise(state, target, index, settings, x0, goal, start, const, best)
+        # a sample not fooled yet continues from where it got to (with a larger c) instead of
+        # starting over from the clean input: at few steps per search step, restarting throws
+        # away the progress through the flat edges of tanh; fooled ones restart from clean to
+        # look for a smaller perturbation
+        start = torch.where(_per_row(succeeded, start), w_clean, start)
         upper = torch.where(succeeded, torch.minimum(upper, const), upper)
         lower = torch.where(succeeded, lower, torch.maximum(lower, const))
         bounded = upper < UNBOUNDED_CONST
@@ -120,7 +126,9 @@ def _optimise(
     const: torch.Tensor,
     best: torch.Tensor,
 ) -> torch.Tensor:
-    """One binary-search step of Adam from the clean input; which samples it fooled.
+    """One binary-search step of Adam from `w_clean` (the clean input, or where a sample's
+    previous step ended); which samples it fooled. `w_clean` is updated in place to where each
+    sample's search ends.
 
     Updates `best` (squared L2 of the best adversarial input per sample) and records every
     improvement in `state`. With early abort, a sample whose loss stopped falling leaves the
@@ -129,6 +137,7 @@ def _optimise(
     low, high = state.threat.input_range
     middle, half = (high + low) / 2, (high - low) / 2
     w = w_clean.clone()
+    final = w_clean  # updated in place below: where each sample's search ended
     first, second = torch.zeros_like(w), torch.zeros_like(w)
     beta1, beta2 = ADAM_BETAS
     rows = torch.arange(len(index), device=x0.device)
@@ -156,6 +165,7 @@ def _optimise(
             second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             scale = settings.learning_rate * math.sqrt(1 - beta2**step) / (1 - beta1**step)
             w.addcdiv_(first, second.sqrt().add_(ADAM_EPS), value=-scale)
+            final[rows] = w
             if settings.abort_early and step % check_every == 0:
                 value = loss.detach()
                 going = value <= previous * ABORT_TOLERANCE
@@ -167,6 +177,11 @@ def _optimise(
                         t[going] for t in (w, first, second, x0, goal, const, rows, previous)
                     )
     return succeeded
+
+
+def _per_row(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`mask` ``(n,)`` broadcastable against `like` ``(n, ...)``."""
+    return mask.view(-1, *([1] * (like.ndim - 1)))
 
 
 def _lead(logits: torch.Tensor, goal: torch.Tensor, *, targeted: bool) -> torch.Tensor:

@@ -1547,7 +1547,7 @@ def case_table(
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in table_rows:
-        ms = [m for m in measured if m.row == row.key]
+        ms = [m for m in measured if m.row == row.key and m.case == case.key]
         if not ms:
             continue
         p = row.params(case, budget, None)

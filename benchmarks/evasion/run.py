@@ -311,8 +311,8 @@ CASE_SPECS: dict[str, CaseSpec] = {
         eps_l2=1.5,
         suite_eps=(0.025, 0.05, 0.075, 0.1),
         pixels=3,
-        patch_side=8,
-        patch_class=0,
+        patch_side=12,
+        patch_class=8,
         max_samples=100,
     ),
     "cancer": CaseSpec(
@@ -1461,7 +1461,7 @@ def run_suite(
             for point in result.points:
                 point.ours = _suite_accuracy(evaluation, point.eps)
             result.notes.append(
-                "mlwarden standard suite ran "
+                f"{case.spec.title}: mlwarden's standard suite ran "
                 + ", ".join(getattr(evaluation, "attacks", []) or ["(attacks not listed)"])
             )
     log(f"  mlwarden standard: {result.status} {_num(result.wall)} s")

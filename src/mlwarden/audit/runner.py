@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlwarden.audit.registry import Check, NothingToAssess, all_checks, get_check
+from mlwarden.audit.registry import Check, CheckResult, NothingToAssess, all_checks, get_check
 from mlwarden.errors import MlwardenError
 from mlwarden.report.model import ErrorEntry, NotAssessed, Report
 
@@ -85,6 +85,11 @@ def _run_one(check: Check, context: AuditContext, report: Report) -> None:
         report.errors.append(ErrorEntry(path=check.id, message=f"check failed: {exc!r}"))
         report.not_assessed.append(NotAssessed(check.id, check.risks, "check failed"))
         return
+    record_result(report, check, result)
+
+
+def record_result(report: Report, check: Check, result: CheckResult) -> None:
+    """Add what `check` produced to `report`: it ran, its risks were assessed, its results."""
     report.checks_run.append(check.id)
     report.risks_assessed[check.id] = list(check.risks)
     report.extend(findings=result.findings, scanned=result.scanned, errors=result.errors)

@@ -120,6 +120,8 @@ def attack_report(
     inputs: Sequence[str] = (),
 ) -> Report:
     """A report of one attack: the ``ml01.evasion`` findings, metrics and figures for it."""
+    from mlwarden.audit.registry import get_check
+    from mlwarden.audit.runner import record_result
     from mlwarden.evaluate.check import CHECK_ID, assess
     from mlwarden.findings import Risk
     from mlwarden.report.model import NotAssessed
@@ -135,11 +137,8 @@ def attack_report(
             )
         )
         return report
-    check = assess(evaluation, input_range=result.threat.input_range)
-    report.checks_run.append(CHECK_ID)
-    report.risks_assessed[CHECK_ID] = [Risk.ML01]
-    report.extend(findings=check.findings, errors=check.errors)
-    report.metrics[CHECK_ID] = check.metrics
-    report.figures.extend(check.figures)
+    record_result(
+        report, get_check(CHECK_ID), assess(evaluation, input_range=result.threat.input_range)
+    )
     report.duration_s = result.elapsed_s
     return report

@@ -5,6 +5,7 @@ The public entry points are small and import nothing heavy until used::
     import mlwarden
     report = mlwarden.scan(["models/"])
     print(report.max_severity())
+    weights = mlwarden.load("models/bert", key="signer.pub")  # verified, scanned, then loaded
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from mlwarden.integrity.loading import load as load
     from mlwarden.scan.api import scan as scan
 
-__all__ = ["__version__", "scan"]
+__all__ = ["__version__", "load", "scan"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +27,8 @@ def __getattr__(name: str) -> Any:
         import mlwarden.scan as scan_package  # callable: mlwarden.scan(paths) -> Report
 
         return scan_package
+    if name == "load":  # verify the signature, scan, then load with the safest loader
+        from mlwarden.integrity.loading import load
+
+        return load
     raise AttributeError(f"module 'mlwarden' has no attribute {name!r}")

@@ -794,6 +794,339 @@ def policy_show_allowlist() -> None:
 
 
 @app.command()
+def keygen(
+    *,
+    out: Annotated[
+        Path,
+        typer.Option("--out", metavar="FILE", help="Private key file (PEM, written owner-only)."),
+    ] = Path("key.pem"),
+    public: Annotated[
+        Path | None,
+        typer.Option(
+            "--public",
+            metavar="FILE",
+            help="Public key file (default: FILE with .pub).",
+            show_default=False,
+        ),
+    ] = None,
+    curve: Annotated[
+        str, typer.Option("--curve", metavar="CURVE", help="p256, p384 or p521.")
+    ] = "p256",
+    force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
+) -> None:
+    """Create an elliptic-curve key pair for `mlwarden sign` (and `model_signing sign key`).
+
+    The private key is encrypted when MLWARDEN_KEY_PASSWORD is set.
+    """
+    from mlwarden.integrity.keys import PASSWORD_ENV, generate_key, key_hint, write_key_pair
+
+    password = os.environ.get(PASSWORD_ENV, "").encode() or None
+    key = generate_key(curve)
+    private, public_path = write_key_pair(key, out, public, password=password, overwrite=force)
+    encrypted = "encrypted" if password else "not encrypted"
+    print(
+        f"mlwarden: wrote {private} (private, {encrypted}) and {public_path} (public); "
+        f"key hint {key_hint(key.public_key())}",
+        file=sys.stderr,
+    )
+
+
+@app.command()
+def sign(
+    *,
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="Model file or folder.", show_default=False)
+    ],
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", "-k", metavar="FILE", help="Private key (PEM).", show_default=False),
+    ] = None,
+    signature: Annotated[
+        Path | None,
+        typer.Option(
+            "--signature",
+            "-s",
+            metavar="FILE",
+            help="Where to write the signature (default: PATH/model.sig, or FILE.sig).",
+            show_default=False,
+        ),
+    ] = None,
+    certificate: Annotated[
+        Path | None,
+        typer.Option(
+            "--certificate",
+            metavar="FILE",
+            help="Signing certificate (PEM) of --key, embedded in the signature.",
+            show_default=False,
+        ),
+    ] = None,
+    cert_chain: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--cert-chain",
+            metavar="FILE",
+            help="Intermediate certificates to embed (PEM; repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    method: Annotated[
+        str, typer.Option("--method", metavar="METHOD", help="files or shards.")
+    ] = "files",
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", metavar="BYTES", help="Shard size for --method shards.")
+    ] = 1_000_000_000,
+    hash_type: Annotated[
+        str, typer.Option("--hash", metavar="ALGORITHM", help="sha256, blake2 or blake3.")
+    ] = "sha256",
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            metavar="PATTERN",
+            help="Path or glob relative to the model to leave unsigned (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    no_ignore_git: Annotated[
+        bool, typer.Option("--no-ignore-git", help="Sign .git, .gitattributes, .gitignore too.")
+    ] = False,
+    allow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--allow-symlinks",
+            help="Hash links inside the model as the files they "
+            "point to (links out of the model are always refused).",
+        ),
+    ] = False,
+    sigstore: Annotated[
+        bool,
+        typer.Option(
+            "--sigstore",
+            help="Sigstore keyless signing instead of --key "
+            "(needs network access and the model-signing package).",
+        ),
+    ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            help="Hashing threads (default: all cores).",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Sign a model file or folder in the OpenSSF model-signing format.
+
+    The private key's password, if any, is read from MLWARDEN_KEY_PASSWORD.
+    """
+    if jobs is not None:
+        _check_jobs(jobs)
+    _check_inputs([path])
+    if sigstore:
+        if key is not None or certificate is not None:
+            raise UsageError("--sigstore signs without a key; drop --key/--certificate")
+        from mlwarden.integrity.keyless import sign_keyless
+        from mlwarden.integrity.signing import default_signature_path
+
+        out = signature or default_signature_path(path)
+        sign_keyless(path, out, ignore=ignore or ())
+        print(f"mlwarden: signed {path} with Sigstore -> {out}", file=sys.stderr)
+        return
+    if key is None:
+        raise UsageError("sign needs --key FILE (make one with `mlwarden keygen`) or --sigstore")
+    from mlwarden.integrity.keys import PASSWORD_ENV
+    from mlwarden.integrity.signing import sign as sign_model
+
+    password = os.environ.get(PASSWORD_ENV, "").encode() or None
+    with _progress(quiet) as progress:
+        result = sign_model(
+            path,
+            private_key=key,
+            password=password,
+            signature=signature,
+            certificate=certificate,
+            certificate_chain=cert_chain or (),
+            method=method,
+            shard_size=shard_size,
+            hash_type=hash_type,
+            ignore=ignore or (),
+            ignore_git=not no_ignore_git,
+            allow_symlinks=allow_symlinks,
+            workers=jobs,
+            progress=_bytes_progress(progress),
+        )
+    if not quiet:
+        files = len(result.manifest.by_file())
+        print(
+            f"mlwarden: signed {files} file{'s' if files != 1 else ''} "
+            f"({_size_text(result.manifest.total_bytes)}) in {result.duration_s:.2f} s -> "
+            f"{result.signature}; signer {result.signer}",
+            file=sys.stderr,
+        )
+
+
+@app.command()
+def verify(
+    *,
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="Model file or folder.", show_default=False)
+    ],
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key", "-k", metavar="FILE", help="Signer's public key (PEM).", show_default=False
+        ),
+    ] = None,
+    cert_chain: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--cert-chain",
+            metavar="FILE",
+            help="Trusted root certificates (PEM; repeatable) for certificate signatures.",
+            show_default=False,
+        ),
+    ] = None,
+    sigstore_identity: Annotated[
+        str | None,
+        typer.Option(
+            "--sigstore-identity",
+            metavar="IDENTITY",
+            help="Expected signer of a Sigstore keyless signature (needs network).",
+            show_default=False,
+        ),
+    ] = None,
+    sigstore_issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--sigstore-issuer",
+            metavar="URL",
+            help="Its OpenID Connect issuer.",
+            show_default=False,
+        ),
+    ] = None,
+    signature: Annotated[
+        Path | None,
+        typer.Option(
+            "--signature",
+            "-s",
+            metavar="FILE",
+            help="The signature (default: PATH/model.sig, or FILE.sig).",
+            show_default=False,
+        ),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            metavar="PATTERN",
+            help="Path or glob to leave out besides those the signature names (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    ignore_unsigned: Annotated[
+        bool, typer.Option("--ignore-unsigned", help="Do not report files added after signing.")
+    ] = False,
+    report_format: FormatOption = "console",
+    output: OutputOption = None,
+    fail_on: FailOnOption = "high",
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            help="Hashing threads (default: all cores).",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Verify a model file or folder against its signature; name every difference.
+
+    Exit codes as for scan: 0 verified, 1 a problem at or above --fail-on, 2 the model could
+    not be read completely, 4 usage error.
+    """
+    threshold = _parse_fail_on(fail_on)
+    renderer = _renderer(report_format)
+    if jobs is not None:
+        _check_jobs(jobs)
+    _check_inputs([path])
+    _check_output(output)
+    from mlwarden.audit.runner import AuditContext, run_audit
+    from mlwarden.integrity.check import CHECK_ID, IntegritySettings
+
+    settings = IntegritySettings(
+        public_key=key,
+        certificate_chain=cert_chain or (),
+        signature=signature,
+        ignore=ignore or (),
+        ignore_unsigned=ignore_unsigned,
+        sigstore_identity=sigstore_identity,
+        sigstore_issuer=sigstore_issuer,
+        workers=jobs,
+    )
+    context = AuditContext(paths=[path], integrity=settings)
+    with _progress(quiet) as progress:
+        context.progress = _bytes_progress(progress)
+        report = run_audit(context, only=[CHECK_ID])
+    report.fail_on = threshold
+    _emit_verification(report, renderer, output, quiet)
+    raise typer.Exit(report.verdict().exit_code)
+
+
+def _emit_verification(
+    report: Report, renderer: Renderer, output: Path | None, quiet: bool
+) -> None:
+    colour = output is None and renderer.name == "console" and _colour_allowed(sys.stdout)
+    text = renderer.render(report, color=colour)
+    if output is None:
+        _write_stdout(text)
+    else:
+        _write_text(output, text)
+    if quiet:
+        return
+    for model in report.metrics.get("ml10.signature", {}).get("models", []):
+        if model["verified"]:
+            print(
+                f"mlwarden: verified {model['model']}: {model['files']} files "
+                f"({_size_text(model['bytes'])}) match {model['signature']}, "
+                f"signed by {model['signer']}",
+                file=sys.stderr,
+            )
+        else:
+            problems = len(report.findings) + len(report.errors)
+            print(
+                f"mlwarden: NOT verified {model['model']}: {problems} problem"
+                f"{'s' if problems != 1 else ''}"
+                + (f"; report written to {output}" if output else ""),
+                file=sys.stderr,
+            )
+
+
+def _bytes_progress(progress: ProgressFn | None) -> ProgressFn | None:
+    """Show hashing progress in MiB so the bar's numbers stay readable."""
+    if progress is None:
+        return None
+
+    def update(description: str, done: int, total: int) -> None:
+        progress(f"{description} (MiB)", done >> 20, total >> 20)
+
+    return update
+
+
+def _size_text(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+@app.command()
 def demo(
     out: Annotated[
         Path, typer.Option("--out", metavar="DIR", help="Folder to build the demo models in.")

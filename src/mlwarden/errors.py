@@ -40,3 +40,13 @@ class TargetError(MlwardenError):
 
 class QueryBudgetExceeded(TargetError):
     """The target's query budget is spent; attacks stop and return what they found so far."""
+
+
+class IntegrityError(MlwardenError):
+    """A model could not be hashed, signed or verified (unreadable file, refused link, bad key)."""
+
+
+class VerificationError(IntegrityError):
+    """A signature did not verify: the model, the signature or the signer is not what was trusted."""
+
+    exit_code = 1

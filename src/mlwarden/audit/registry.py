@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 BUILTIN_CHECKS: dict[str, str] = {
     "ml01.evasion": "mlwarden.evaluate.check",
     "ml06.model_files": "mlwarden.scan.check",
+    "ml10.signature": "mlwarden.integrity.check",
 }
 """Check id -> the module that registers it. A check's module is imported only when that check
 is asked for (or all are listed), so `mlwarden scan` never imports the attack machinery."""

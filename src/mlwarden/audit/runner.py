@@ -41,6 +41,12 @@ class AuditContext:
     evasion: Any = None
     """`mlwarden.evaluate.check.EvasionSettings` for ``ml01.evasion``; None means its defaults
     (a setting, never a check's need)."""
+    integrity: Any = None
+    """`mlwarden.integrity.check.IntegritySettings`: verify `paths` against their signatures
+    (``ml10.signature``); a need, since without a key nothing can be verified."""
+    deps: Any = None
+    """`mlwarden.scan.deps.settings.DepsSettings` for ``ml06.dependencies`` (advisory source,
+    installed environment); None means its defaults (a setting, never a check's need)."""
 
     def met_needs(self) -> set[str]:
         """Names of the context fields that are present."""

@@ -33,6 +33,7 @@ from mlwarden.integrity.manifest import (
 )
 
 if TYPE_CHECKING:
+    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
 PathLike = str | os.PathLike[str]
@@ -266,6 +267,8 @@ def verify(
     Usage mistakes (no key given, missing key file) raise `UsageError`; everything about the
     model or the signature is a `Problem` in the result.
     """
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     started = time.perf_counter()
     model_path = Path(model)
     sig_path = Path(signature) if signature is not None else default_signature_path(model_path)
@@ -282,6 +285,15 @@ def verify(
         raise UsageError("give one of: a public key, a certificate chain, a Sigstore identity")
     if keyless and not (sigstore_identity and sigstore_issuer):
         raise UsageError("Sigstore verification needs both the identity and the OIDC issuer")
+    # Key and root files are the caller's to get right: their mistakes are usage errors,
+    # raised before the model or the signature is looked at.
+    if public_key is not None and not isinstance(public_key, ec.EllipticCurvePublicKey):
+        public_key = load_public_key(public_key)
+    trusted = []
+    if certificate_chain:
+        from mlwarden.integrity.certs import load_certificates
+
+        trusted = load_certificates(certificate_chain)
     result = Verification(str(model_path), str(sig_path))
     try:
         if keyless:
@@ -292,7 +304,7 @@ def verify(
             result.signer = f"sigstore {sigstore_identity} ({sigstore_issuer})"
         else:
             bundle = envelope.read_bundle(sig_path)
-            result.signer = _check_signature(bundle, public_key, certificate_chain)
+            result.signer = _check_signature(bundle, public_key, trusted)
             signed = envelope.manifest_from_payload(bundle.payload)
     except VerificationError as exc:
         kind = getattr(exc, "kind", "bad-signature")
@@ -351,38 +363,32 @@ class _SignatureFailure(VerificationError):
 
 def _check_signature(
     bundle: envelope.Bundle,
-    public_key: PathLike | ec.EllipticCurvePublicKey | None,
-    certificate_chain: Sequence[PathLike],
+    public_key: ec.EllipticCurvePublicKey | None,
+    trusted: Sequence[x509.Certificate],
 ) -> str:
     """Verify the bundle's signature over its exact payload; who signed it."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     if bundle.keyless:
         raise _SignatureFailure(
             "unsupported",
             "this is a Sigstore keyless signature; verify it with --sigstore-identity and "
             "--sigstore-issuer (needs network access and the model-signing package)",
         )
-    if certificate_chain:
+    if trusted:
         if not bundle.certificates:
             raise _SignatureFailure(
                 "wrong-key",
                 "the signature was made with a key, not a certificate; verify with --key",
             )
-        from mlwarden.integrity.certs import load_certificates, subject_of, verify_chain
+        from mlwarden.integrity.certs import subject_of, verify_chain
 
         try:
-            key = verify_chain(bundle.certificates, load_certificates(certificate_chain))
+            key = verify_chain(bundle.certificates, trusted)
         except VerificationError as exc:
             raise _SignatureFailure("untrusted-certificate", str(exc)) from None
         signer = subject_of(bundle.certificates[0])
     else:
         assert public_key is not None
-        key = (
-            public_key
-            if isinstance(public_key, ec.EllipticCurvePublicKey)
-            else load_public_key(public_key)
-        )
+        key = public_key
         hint = key_hint(key)
         if bundle.certificates:
             raise _SignatureFailure(

@@ -47,6 +47,6 @@ class IntegrityError(MlwardenError):
 
 
 class VerificationError(IntegrityError):
-    """A signature did not verify: the model, the signature or the signer is not what was trusted."""
+    """A signature did not verify: the model, signature or signer is not what was trusted."""
 
     exit_code = 1

@@ -9,22 +9,51 @@ mlwarden signs and mlwarden verifies what they sign::
     result = verify("models/bert", public_key="key.pub")
     print(result.ok, [p.message for p in result.problems])
 
-Not for: scanning what a file would execute (`mlwarden.scan`).
+Names are imported on first use, so `mlwarden sign` loads only what signing needs. Not for:
+scanning what a file would execute (`mlwarden.scan`).
 """
 
 from __future__ import annotations
 
-from mlwarden.integrity.compare import Difference, compare
-from mlwarden.integrity.keys import generate_key, load_private_key, load_public_key, write_key_pair
-from mlwarden.integrity.manifest import Manifest, Resource, Serialization, hash_model
-from mlwarden.integrity.signing import (
-    Problem,
-    SignResult,
-    Verification,
-    default_signature_path,
-    sign,
-    verify,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlwarden.integrity.compare import Difference, compare
+    from mlwarden.integrity.keys import (
+        generate_key,
+        load_private_key,
+        load_public_key,
+        write_key_pair,
+    )
+    from mlwarden.integrity.manifest import Manifest, Resource, Serialization, hash_model
+    from mlwarden.integrity.signing import (
+        Problem,
+        SignResult,
+        Verification,
+        default_signature_path,
+        sign,
+        verify,
+    )
+
+_EXPORTS = {
+    "Difference": "compare",
+    "compare": "compare",
+    "generate_key": "keys",
+    "load_private_key": "keys",
+    "load_public_key": "keys",
+    "write_key_pair": "keys",
+    "Manifest": "manifest",
+    "Resource": "manifest",
+    "Serialization": "manifest",
+    "hash_model": "manifest",
+    "Problem": "signing",
+    "SignResult": "signing",
+    "Verification": "signing",
+    "default_signature_path": "signing",
+    "sign": "signing",
+    "verify": "signing",
+}
 
 __all__ = [
     "Difference",
@@ -44,3 +73,11 @@ __all__ = [
     "verify",
     "write_key_pair",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'mlwarden.integrity' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(f"mlwarden.integrity.{module}"), name)

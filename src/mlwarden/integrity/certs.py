@@ -140,6 +140,15 @@ def _check_is_ca(certificate: x509.Certificate) -> None:
         raise UntrustedCertificate(
             f"issuer {certificate.subject.rfc4514_string()!r} is not a CA certificate"
         )
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return  # RFC 5280: without the extension, key usage is unrestricted
+    if not usage.key_cert_sign:
+        raise UntrustedCertificate(
+            f"issuer {certificate.subject.rfc4514_string()!r} may not sign certificates "
+            "(its key usage lacks keyCertSign)"
+        )
 
 
 def _check_signing_use(certificate: x509.Certificate) -> None:

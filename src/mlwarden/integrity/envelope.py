@@ -269,7 +269,9 @@ def _resource(value: object) -> Resource:
 
 def _check_name(name: str) -> None:
     parts = name.split("/")
-    if name.startswith("/") or ".." in parts or "\\" in name or "\x00" in name:
+    # Names are POSIX paths; a backslash is an ordinary character there, a separator on Windows.
+    separator = os.sep == "\\" and "\\" in name
+    if name.startswith("/") or ".." in parts or separator or "\x00" in name:
         raise MalformedSignature(f"resource name {name!r} leaves the model folder")
 
 

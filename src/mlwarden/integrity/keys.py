@@ -85,9 +85,9 @@ def _write_file(path: Path, data: bytes, *, mode: int, overwrite: bool) -> None:
         raise UsageError(f"{path} exists; choose another path or pass --force") from None
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.fchmod(fd, mode)  # before any byte is written: an existing file may have been 0644
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-    os.chmod(path, mode)
 
 
 def public_pem(key: ec.EllipticCurvePublicKey) -> bytes:
@@ -151,7 +151,6 @@ def load_private_key(
 
 def load_public_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePublicKey:
     """Read a PEM public key (or the public half of a certificate)."""
-    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -159,6 +158,8 @@ def load_public_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePublicKey:
     key: object
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
+            from cryptography import x509  # only then: it costs a command's start-up time
+
             key = x509.load_pem_x509_certificate(data).public_key()
         else:
             key = serialization.load_pem_public_key(data)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 BUILTIN_CHECKS: dict[str, str] = {
     "ml01.evasion": "mlwarden.evaluate.check",
+    "ml06.code": "mlwarden.scan.code.check",
     "ml06.model_files": "mlwarden.scan.check",
     "ml10.signature": "mlwarden.integrity.check",
 }

@@ -23,6 +23,7 @@ BUILTIN_CHECKS: dict[str, str] = {
     "ml01.evasion": "mlwarden.evaluate.check",
     "ml06.code": "mlwarden.scan.code.check",
     "ml06.model_files": "mlwarden.scan.check",
+    "ml06.dependencies": "mlwarden.scan.deps.check",
     "ml10.signature": "mlwarden.integrity.check",
 }
 """Check id -> the module that registers it. A check's module is imported only when that check

@@ -47,13 +47,26 @@ def harmless_exec_pickle(marker: Path) -> bytes:
 
 def test_hooks_file_declares_the_file_hook_and_the_repository_hook() -> None:
     declared = hooks()
-    assert set(declared) == {"mlwarden-scan", "mlwarden-scan-all"}
+    assert set(declared) == {"mlwarden-scan", "mlwarden-code", "mlwarden-scan-all"}
     for hook in declared.values():
         assert hook["language"] == "python"
         assert hook["name"] and hook["description"]
     assert declared["mlwarden-scan"]["types"] == ["binary"]
     assert declared["mlwarden-scan"]["pass_filenames"] is True
     assert declared["mlwarden-scan-all"]["pass_filenames"] is False
+    assert declared["mlwarden-code"]["types_or"] == ["python", "jupyter"]
+    assert declared["mlwarden-code"]["pass_filenames"] is True
+
+
+def test_code_hook_fails_on_unsafe_loading_and_passes_clean_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean = tmp_path / "clean.py"
+    clean.write_text("import json\n\nconfig = json.loads('{}')\n")
+    assert run_hook("mlwarden-code", [clean], capsys) == 0
+    unsafe = tmp_path / "load.py"
+    unsafe.write_text("import pickle\n\nmodel = pickle.load(open('m.pkl', 'rb'))\n")
+    assert run_hook("mlwarden-code", [clean, unsafe], capsys) == 1
 
 
 def test_hook_entries_call_the_installed_console_script() -> None:

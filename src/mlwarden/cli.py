@@ -229,9 +229,74 @@ def _root(
 def scan(
     *,
     paths: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(metavar="PATH", help="Files and folders to scan.", show_default=False),
-    ],
+    ] = None,
+    models: Annotated[
+        bool,
+        typer.Option(
+            "--models",
+            help="Scan model files, archives and model folders (check ml06.model_files).",
+        ),
+    ] = False,
+    code: Annotated[
+        bool,
+        typer.Option(
+            "--code",
+            help="Audit Python files and notebooks (check ml06.code): unsafe "
+            "loading, remote code, unpinned hub downloads, exec of model output, "
+            "secrets, TLS off.",
+        ),
+    ] = False,
+    deps: Annotated[
+        bool,
+        typer.Option(
+            "--deps",
+            help="Audit dependency files (requirements*.txt, pyproject.toml, "
+            "poetry.lock, uv.lock, Pipfile.lock, pylock.toml) against OSV advisories "
+            "(check ml06.dependencies). Without --models/--code/--deps all three run.",
+        ),
+    ] = False,
+    osv_db: Annotated[
+        Path | None,
+        typer.Option(
+            "--osv-db",
+            metavar="FILE",
+            help="Offline OSV export to match against: "
+            "the PyPI all.zip OSV publishes, a folder of OSV JSON files, or one JSON "
+            "file. Without it the OSV API is queried (MLWARDEN_OSV_URL overrides "
+            "its address).",
+            show_default=False,
+        ),
+    ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Never query the OSV API; without --osv-db the "
+            "dependency audit has no advisory source and reports an error.",
+        ),
+    ] = False,
+    installed: Annotated[
+        bool,
+        typer.Option(
+            "--installed",
+            help="Also audit the distributions installed in the Python "
+            "environment mlwarden runs in (read from their metadata; nothing is "
+            "imported). PATH is optional with --deps --installed.",
+        ),
+    ] = False,
+    ignore_vuln: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore-vuln",
+            metavar="ID",
+            help="Accept advisory ID (or an alias such "
+            "as a CVE) in the dependency audit; repeatable. Ignored advisories stay "
+            "listed in the report's metrics.",
+            show_default=False,
+        ),
+    ] = None,
     report_format: FormatOption = "console",
     output: OutputOption = None,
     fail_on: FailOnOption = "high",
@@ -249,26 +314,52 @@ def scan(
         ),
     ] = False,
 ) -> None:
-    """Scan model files, archives and folders.
+    """Scan model files, Python code and dependency files.
 
     Formats are recognised by content, never by name. Nothing is imported, loaded or run.
     """
     threshold = _parse_fail_on(fail_on)
     renderer = _renderer(report_format)
     _check_jobs(jobs)
+    paths = paths or []
+    if not paths and not (deps and installed):
+        raise UsageError("give at least one PATH to scan (or --deps --installed)")
     _check_inputs(paths)
     _check_output(output)
     from mlwarden.report.model import ExitCode
     from mlwarden.scan.api import scan as scan_paths
 
+    kinds = [k for k, chosen in (("models", models), ("code", code), ("deps", deps)) if chosen]
+    deps_settings = None
+    if osv_db or offline or installed or ignore_vuln:
+        if kinds and not deps:
+            raise UsageError("--osv-db, --offline, --installed and --ignore-vuln need --deps")
+        from mlwarden.scan.deps.settings import DepsSettings
+
+        if osv_db is not None and not osv_db.exists():
+            raise UsageError(f"--osv-db {osv_db}: no such file or folder")
+        deps_settings = DepsSettings(
+            osv_db=osv_db,
+            online=not offline,
+            installed=installed,
+            ignore={vuln: "accepted with --ignore-vuln" for vuln in ignore_vuln or []},
+            required=bool(kinds) or osv_db is not None or offline or installed,
+        )
     with _progress(quiet) as progress:
-        report = scan_paths(paths, policy=policy, jobs=jobs, progress=progress)
+        report = scan_paths(
+            paths,
+            policy=policy,
+            jobs=jobs,
+            progress=progress,
+            kinds=kinds or None,
+            deps=deps_settings,
+        )
     report.fail_on = threshold
     _emit(report, renderer, output, quiet)
-    code = report.verdict().exit_code
-    if allow_empty and code == ExitCode.NOTHING_SCANNED:
-        code = ExitCode.CLEAN
-    raise typer.Exit(code)
+    exit_code = report.verdict().exit_code
+    if allow_empty and exit_code == ExitCode.NOTHING_SCANNED:
+        exit_code = ExitCode.CLEAN
+    raise typer.Exit(exit_code)
 
 
 @app.command()

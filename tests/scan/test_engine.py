@@ -79,8 +79,8 @@ def test_parallel_scan_gives_the_same_result(tmp_path):
 def test_progress_is_reported(tmp_path):
     (tmp_path / "a.pkl").write_bytes(pickle.dumps(1))
     seen = []
-    mlwarden.scan(tmp_path, progress=lambda what, done, total: seen.append((done, total)))
-    assert seen[-1] == (1, 1)
+    mlwarden.scan(tmp_path, progress=lambda what, done, total: seen.append((what, done, total)))
+    assert [(done, total) for what, done, total in seen if what == "scanning"][-1] == (1, 1)
 
 
 def test_jobs_below_one_is_a_usage_error(tmp_path):

@@ -1,14 +1,23 @@
-"""`mlwarden.scan(paths)`: the scanner's Python entry point."""
+"""`mlwarden.scan(paths)`: the scanner's Python entry point (model files, code, dependencies)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mlwarden.audit.runner import AuditContext, ProgressFn, run_audit
+from mlwarden.errors import UsageError
 from mlwarden.report.model import Report
 from mlwarden.scan.policy import Policy
+
+SCAN_KINDS: dict[str, str] = {
+    "models": "ml06.model_files",
+    "code": "ml06.code",
+    "deps": "ml06.dependencies",
+}
+"""What `scan` can look at -> the audit check that does it."""
 
 
 def scan(
@@ -17,12 +26,17 @@ def scan(
     policy: Policy | str | os.PathLike[str] | None = None,
     jobs: int = 1,
     progress: ProgressFn | None = None,
+    kinds: Sequence[str] | None = None,
+    deps: Any = None,
 ) -> Report:
-    """Scan model files, containers and folders statically; nothing is imported or executed.
+    """Scan model files, Python code and dependency files statically; nothing is executed.
 
     `paths`: one path or several (files or folders). `policy`: a `Policy`, a path to a TOML
     policy file, or None for the built-in allowlist. `jobs`: worker processes (1 .. cores).
-    Returns a `Report`; ``report.exit_code(Severity.HIGH)`` gives the CI verdict.
+    `kinds`: any of ``models``, ``code``, ``deps`` (default: all three; the dependency audit is
+    then reported as not assessed, not failed, when no advisory source answers). `deps`: a
+    `mlwarden.scan.deps.DepsSettings` (advisory source, environments). Returns a `Report`;
+    ``report.exit_code(Severity.HIGH)`` gives the CI verdict.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -33,10 +47,20 @@ def scan(
     else:
         resolved = Policy.from_file(Path(policy))
     if jobs < 1:
-        from mlwarden.errors import UsageError
-
         raise UsageError(f"jobs must be at least 1, got {jobs}")
+    chosen = list(dict.fromkeys(kinds)) if kinds is not None else list(SCAN_KINDS)
+    unknown = [k for k in chosen if k not in SCAN_KINDS]
+    if unknown or not chosen:
+        raise UsageError(
+            f"unknown scan kind {', '.join(unknown) or '(none)'}; expected: {', '.join(SCAN_KINDS)}"
+        )
+    if "deps" in chosen and deps is None:
+        from mlwarden.scan.deps.settings import DepsSettings
+
+        deps = DepsSettings(required=kinds is not None)
     context = AuditContext(
-        paths=[Path(p) for p in paths], policy=resolved, jobs=jobs, progress=progress
+        paths=[Path(p) for p in paths], policy=resolved, jobs=jobs, progress=progress, deps=deps
     )
-    return run_audit(context, only=["ml06.model_files"])
+    report = run_audit(context, only=[SCAN_KINDS[k] for k in chosen])
+    report.errors = list(dict.fromkeys(report.errors))  # a missing path is every check's error
+    return report

@@ -214,7 +214,7 @@ def _vet(path: Path, policy: Policy | str | os.PathLike[str] | None) -> Report:
     """Scan `path` and refuse it when the scan flags it or could not finish."""
     import mlwarden
 
-    report = mlwarden.scan([path], policy=policy)
+    report = mlwarden.scan([path], policy=policy, kinds=["models"])
     flagged = [f for f in report.sorted_findings() if f.severity >= REFUSE_AT]
     if flagged:
         top = flagged[0]

@@ -576,6 +576,7 @@ def test_demo_builds_the_folder_and_writes_the_report(
     assert str(report.resolve()) in out
     assert Severity.CRITICAL.value in out
     assert "Trained and attacked digits-cnn and breast-cancer-mlp" in out
+    assert "and verified it; the tampered copy" in out and "was caught" in out
 
 
 @pytest.mark.slow
@@ -595,6 +596,15 @@ def test_demo_report_holds_the_scan_and_both_evasion_evaluations(
     # the saved TorchScript models are part of the scan, and clean
     models = [f for f in report["files"] if f["member"] is None and f["path"].endswith("-cnn.pt")]
     assert [(f["format"], f["severity"]) for f in models] == [("torchscript", None)]
+    # the signing demo: the signed folder verifies, every change to the tampered copy is named
+    assert "ml10.signature" in report["checks_run"]
+    verified = {
+        Path(m["model"]).name: m["verified"] for m in report["metrics"]["ml10.signature"]["models"]
+    }
+    assert verified == {"signed-model": True, "tampered-model": False}
+    tampering = {f["rule"] for f in report["findings"] if "tampered-model" in f["location"]["path"]}
+    assert tampering == {"integrity.modified", "integrity.added"}
+    assert not [f for f in report["findings"] if "signed-model" in f["location"]["path"]]
 
 
 @pytest.mark.slow

@@ -123,6 +123,7 @@ def _mlwarden_command(path: Path, report: Path, fail_on: Severity) -> list[str]:
     return [
         *_mlwarden_argv(),
         "scan",
+        "--models",  # model files only, like every scanner compared here
         str(path),
         "--format",
         "json",

@@ -1252,8 +1252,13 @@ def demo(
     with _progress(quiet) as progress:
         report = scan_paths([out], progress=progress)
         scan_counts = report.counts()
+        from mlwarden.demo.evasion import merge_reports
+        from mlwarden.demo.integrity import SIGNED_FOLDER, TAMPERED_FOLDER, integrity_demo
+
+        signing = integrity_demo(out, built.benign, progress=progress)
+        report = merge_reports(report, [signing])
         if evasion_samples:
-            from mlwarden.demo.evasion import attack_demo_models, merge_reports
+            from mlwarden.demo.evasion import attack_demo_models
 
             report = merge_reports(report, attack_demo_models(evasion_samples, progress=progress))
     _emit(report, renderer, report_file, quiet=True)
@@ -1263,6 +1268,7 @@ def demo(
         f"Built {len(built.benign)} benign and {len(built.malicious)} malicious demo files "
         f"in {out}/",
         f"Scanned them without running anything: {_count_text(scan_counts)}.",
+        _integrity_summary(signing, out / SIGNED_FOLDER, out / TAMPERED_FOLDER),
     ]
     if evasion_samples:
         lines.append(
@@ -1280,6 +1286,21 @@ def demo(
     ]
     lines.append(f"Report: {report_file.resolve()}")
     typer.echo("\n".join(lines))
+
+
+def _integrity_summary(report: Report, signed: Path, tampered: Path) -> str:
+    """One line on the signing demo, from what verification actually found."""
+    outcome = {m["model"]: m["verified"] for m in report.metrics["ml10.signature"]["models"]}
+    rules = sorted(
+        {f.rule for f in report.findings if f.location and str(tampered) in str(f.location)}
+    )
+    first = "verified it" if outcome.get(str(signed)) else "it did NOT verify (a bug)"
+    second = (
+        f"the tampered copy {tampered} was caught ({', '.join(rules)})"
+        if not outcome.get(str(tampered)) and rules
+        else f"the tampered copy {tampered} was NOT caught (a bug)"
+    )
+    return f"Signed {signed} (OWASP ML10) and {first}; {second}."
 
 
 def _evasion_demo_models(out: Path) -> list[EvasionSample]:

@@ -89,9 +89,9 @@ def test_sign_then_verify_passes(
     code, _, err = run(capsys, "sign", model, "--key", private)
     assert code == 0, err
     assert (model / "model.sig").is_file() and "signed 3 files" in err
-    code, _, err = run(capsys, "verify", model, "--key", public)
+    code, out, err = run(capsys, "verify", model, "--key", public)
     assert code == 0, err
-    assert "verified" in err and "3 files" in err
+    assert out.startswith(f"VERIFIED {model}: 3 files") and "signed by key" in out
 
 
 def test_verify_names_each_change_and_exits_1(
@@ -136,8 +136,9 @@ def test_verify_malformed_signature_never_passes_even_with_fail_on_never(
     code, out, _ = run(capsys, "verify", model, "--key", keys[1], "-f", "json")
     assert code == 1
     assert [f["rule"] for f in json.loads(out)["findings"]] == ["integrity.malformed-signature"]
-    code, _, err = run(capsys, "verify", model, "--key", keys[1], "--fail-on", "never")
-    assert code == 0 and "NOT verified" in err
+    code, out, _ = run(capsys, "verify", model, "--key", keys[1], "--fail-on", "never")
+    assert code == 0 and out.startswith(f"NOT VERIFIED {model}: 1 problem")
+    assert "integrity.malformed-signature" in out
 
 
 def test_verify_unreadable_model_is_an_error_not_a_pass(
@@ -145,9 +146,9 @@ def test_verify_unreadable_model_is_an_error_not_a_pass(
 ) -> None:
     run(capsys, "sign", model, "--key", keys[0])
     os.mkfifo(model / "pipe")
-    code, _, err = run(capsys, "verify", model, "--key", keys[1], "--fail-on", "never")
+    code, out, _ = run(capsys, "verify", model, "--key", keys[1], "--fail-on", "never")
     assert code == 2
-    assert "NOT verified" in err
+    assert out.startswith("NOT VERIFIED") and "ERROR" in out and "pipe" in out
 
 
 @pytest.mark.parametrize(
@@ -192,6 +193,27 @@ def test_sign_single_file_writes_signature_beside_it(
     assert run(capsys, "verify", weights, "--key", keys[1])[0] == 0
     weights.write_bytes(b"Weights")
     assert run(capsys, "verify", weights, "--key", keys[1])[0] == 1
+
+
+def test_verify_console_lists_each_problem_and_summarises_a_report_file(
+    model: Path, keys: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "sign", model, "--key", keys[0])
+    (model / "config.json").write_text("{}")
+    (model / "extra.bin").write_bytes(b"x")
+    code, out, _ = run(capsys, "verify", model, "--key", keys[1])
+    assert code == 1
+    lines = out.strip().splitlines()
+    assert lines[0] == f"NOT VERIFIED {model}: 2 problems"
+    assert lines[1].split()[:2] == ["CRITICAL", "integrity.modified"]
+    assert lines[2].split()[:2] == ["HIGH", "integrity.added"]
+    code, out, err = run(
+        capsys, "verify", model, "--key", keys[1], "-f", "html", "-o", tmp_path / "v.html"
+    )
+    assert code == 1 and out == ""
+    assert err.strip() == f"mlwarden: NOT VERIFIED {model}: 2 problems; report written to " + str(
+        tmp_path / "v.html"
+    )
 
 
 def test_verify_writes_sarif_report(

@@ -1141,7 +1141,8 @@ def verify(
     not be read completely, 4 usage error.
     """
     threshold = _parse_fail_on(fail_on)
-    renderer = _renderer(report_format)
+    if report_format != "console":
+        _renderer(report_format)  # an unknown format is a usage error before any hashing
     if jobs is not None:
         _check_jobs(jobs)
     _check_inputs([path])
@@ -1164,37 +1165,52 @@ def verify(
         context.progress = _bytes_progress(progress)
         report = run_audit(context, only=[CHECK_ID])
     report.fail_on = threshold
-    _emit_verification(report, renderer, output, quiet)
+    _emit_verification(report, report_format, output, quiet)
     raise typer.Exit(report.verdict().exit_code)
 
 
 def _emit_verification(
-    report: Report, renderer: Renderer, output: Path | None, quiet: bool
+    report: Report, report_format: str, output: Path | None, quiet: bool
 ) -> None:
-    colour = output is None and renderer.name == "console" and _colour_allowed(sys.stdout)
-    text = renderer.render(report, color=colour)
+    """The console gets a short verdict per model and one line per problem (no scorecard: a
+    verification answers one question); other formats get the full report."""
+    if report_format == "console":
+        text = _verification_text(report)
+    else:
+        text = _renderer(report_format).render(report, color=False)
     if output is None:
         _write_stdout(text)
+        if report_format == "console":
+            return
     else:
         _write_text(output, text)
-    if quiet:
-        return
+    if not quiet:
+        verdicts = _verification_text(report, problems=False).strip().splitlines()
+        where = f"; report written to {output}" if output else ""
+        for line in verdicts:
+            print(f"mlwarden: {line}{where}", file=sys.stderr)
+
+
+def _verification_text(report: Report, *, problems: bool = True) -> str:
+    lines = []
     for model in report.metrics.get("ml10.signature", {}).get("models", []):
+        name = model["model"]
         if model["verified"]:
-            print(
-                f"mlwarden: verified {model['model']}: {model['files']} files "
-                f"({_size_text(model['bytes'])}) match {model['signature']}, "
-                f"signed by {model['signer']}",
-                file=sys.stderr,
+            lines.append(
+                f"VERIFIED {name}: {model['files']} files ({_size_text(model['bytes'])}) match "
+                f"{model['signature']}, signed by {model['signer']}"
             )
-        else:
-            problems = len(report.findings) + len(report.errors)
-            print(
-                f"mlwarden: NOT verified {model['model']}: {problems} problem"
-                f"{'s' if problems != 1 else ''}"
-                + (f"; report written to {output}" if output else ""),
-                file=sys.stderr,
-            )
+            continue
+        own = [
+            f for f in report.sorted_findings() if f.evidence.get("signature") == model["signature"]
+        ]
+        errors = [e for e in report.errors if e.path == name]
+        count = len(own) + len(errors)
+        lines.append(f"NOT VERIFIED {name}: {count} problem{'s' if count != 1 else ''}")
+        if problems:
+            lines += [f"  {f.severity.value.upper():<8} {f.rule:<32} {f.detail}" for f in own]
+            lines += [f"  {'ERROR':<8} {'':<32} {e.message}" for e in errors]
+    return "\n".join(lines) + "\n"
 
 
 def _bytes_progress(progress: ProgressFn | None) -> ProgressFn | None:

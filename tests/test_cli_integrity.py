@@ -334,3 +334,66 @@ def test_load_asks_which_file_when_several_are_loadable(
     assert set(mlwarden.load(folder, key=signer[1], file="b.safetensors")) == {"w"}
     with pytest.raises(UsageError, match="not a signed file"):
         mlwarden.load(folder, key=signer[1], file="c.safetensors")
+
+
+# -- Sigstore keyless (delegated to model-signing; the network is never reached in tests) -------
+
+
+def test_sigstore_with_a_key_is_a_usage_error(
+    model: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "sign", model, "--sigstore", "--key", keys[0])
+    assert code == 4 and "without a key" in err
+
+
+def test_sigstore_without_model_signing_names_the_package(
+    model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "model_signing", None)  # import fails as if absent
+    code, _, err = run(capsys, "sign", model, "--sigstore")
+    assert code == 4 and "pip install model-signing" in err and "network" in err
+    assert not (model / "model.sig").exists()
+
+
+def test_sigstore_verification_failure_is_a_finding_never_a_pass(
+    model: Path,
+    keys: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from model_signing._signing import sign_sigstore
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("no route to the Sigstore trust root")
+
+    monkeypatch.setattr(sign_sigstore, "Verifier", unreachable)
+    run(capsys, "sign", model, "--key", keys[0])
+    code, out, _ = run(
+        capsys,
+        "verify",
+        model,
+        "--sigstore-identity",
+        "ml@example.com",
+        "--sigstore-issuer",
+        "https://accounts.example.com",
+        "-f",
+        "json",
+    )
+    assert code == 1
+    findings = json.loads(out)["findings"]
+    assert [f["rule"] for f in findings] == ["integrity.bad-signature"]
+    assert "Sigstore verification failed" in findings[0]["detail"]
+
+
+def test_keyless_bundle_verified_with_a_key_is_unsupported(
+    model: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "sign", model, "--key", keys[0])
+    bundle = json.loads((model / "model.sig").read_text())
+    bundle["verificationMaterial"] = {"certificate": {"rawBytes": "MIIB"}, "tlogEntries": []}
+    (model / "model.sig").write_text(json.dumps(bundle))
+    code, out, _ = run(capsys, "verify", model, "--key", keys[1], "-f", "json")
+    assert code == 1
+    assert [f["rule"] for f in json.loads(out)["findings"]] == ["integrity.unsupported-signature"]

@@ -224,26 +224,9 @@ def _load_torch(data: bytes, disk: Path, framework: str) -> Any:
 
 
 def _load_skops(data: bytes, disk: Path, framework: str) -> Any:
-    try:
-        import skops.io as sio  # type: ignore[import-untyped, unused-ignore]
-    except ImportError:
-        raise UsageError("skops files need skops: pip install mlwarden[sklearn]") from None
-    from mlwarden.targets.loading import SAFE_SKOPS_PACKAGES
+    from mlwarden.targets.loading import load_skops
 
-    try:
-        untrusted = list(sio.get_untrusted_types(data=data))
-    except Exception as exc:  # skops raises many types on malformed files
-        raise UsageError(f"skops cannot read {disk}: {type(exc).__name__}: {exc}") from None
-    outside = sorted(t for t in untrusted if t.split(".")[0] not in SAFE_SKOPS_PACKAGES)
-    if outside:
-        raise UsageError(
-            f"mlwarden refuses to load {disk}: it holds types outside scikit-learn, NumPy and "
-            f"SciPy: {', '.join(outside)}"
-        )
-    try:
-        return sio.loads(data, trusted=untrusted)
-    except Exception as exc:  # a file that passed the type check may still be corrupt
-        raise UsageError(f"skops cannot load {disk}: {type(exc).__name__}: {exc}") from None
+    return load_skops(data, str(disk))
 
 
 def _load_onnx(data: bytes, disk: Path, framework: str) -> Any:

@@ -123,7 +123,7 @@ def load_target(
         _reject_options(_describe(kind), mean=mean, std=std, model_output=model_output)
         from mlwarden.targets.sklearn import SklearnTarget
 
-        estimator = _load_skops(path) if kind == "skops" else _load_pickle(path)
+        estimator = load_skops(path, str(path)) if kind == "skops" else _load_pickle(path)
         return SklearnTarget(
             _checked_estimator(estimator, path), input_shape=input_shape, name=name, **common
         )
@@ -268,25 +268,35 @@ def _reject_options(what: str, **options: object) -> None:
 # -- scikit-learn ------------------------------------------------------------------------------
 
 
-def _load_skops(path: Path) -> Any:
+def load_skops(source: Path | bytes, shown: str) -> Any:
+    """Load a skops file (its path or its bytes), trusting only scikit-learn, NumPy and SciPy
+    types; anything else, or a file skops cannot read, is a `UsageError` naming `shown`."""
     try:
         import skops.io as sio  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
         raise UsageError("skops files need skops: pip install mlwarden[sklearn]") from None
+    from_bytes = isinstance(source, bytes)
     try:
-        untrusted = list(sio.get_untrusted_types(file=path))
+        found = (
+            sio.get_untrusted_types(data=source)
+            if from_bytes
+            else (sio.get_untrusted_types(file=source))
+        )
+        untrusted = list(found)
     except Exception as exc:  # skops raises many types on malformed files
-        raise UsageError(f"skops cannot read {path}: {type(exc).__name__}: {exc}") from None
+        raise UsageError(f"skops cannot read {shown}: {type(exc).__name__}: {exc}") from None
     outside = sorted(t for t in untrusted if t.split(".")[0] not in SAFE_SKOPS_PACKAGES)
     if outside:
         raise UsageError(
-            f"mlwarden refuses to load {path}: it holds types outside scikit-learn, NumPy and "
+            f"mlwarden refuses to load {shown}: it holds types outside scikit-learn, NumPy and "
             f"SciPy that skops does not trust: {', '.join(outside)}"
         )
     try:
-        return sio.load(path, trusted=untrusted)
+        if from_bytes:
+            return sio.loads(source, trusted=untrusted)
+        return sio.load(source, trusted=untrusted)
     except Exception as exc:  # a file that passed the type check may still be corrupt
-        raise UsageError(f"skops cannot load {path}: {type(exc).__name__}: {exc}") from None
+        raise UsageError(f"skops cannot load {shown}: {type(exc).__name__}: {exc}") from None
 
 
 def _load_pickle(path: Path) -> Any:

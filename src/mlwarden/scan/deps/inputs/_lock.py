@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from mlwarden.scan.deps.inputs._text import header_lines
+from mlwarden.scan.deps.inputs import ParsedInput
+from mlwarden.scan.deps.inputs._text import header_lines, load_toml, read_text
 
 _NAME = re.compile(r"^name\s*=")
+
+
+def open_lock(
+    disk_path: Path, shown_path: str, format_name: str
+) -> tuple[str, dict[str, Any], ParsedInput]:
+    """Read a TOML lock file: its text, its parsed tables, and an empty result to fill."""
+    text = read_text(disk_path)
+    data = load_toml(text)
+    result = ParsedInput(
+        path=shown_path,
+        format=format_name,
+        is_lock=True,
+        files=[shown_path],
+        size=len(text.encode("utf-8")),
+    )
+    return text, data, result
 
 
 def package_tables(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from mlwarden.report.model import ErrorEntry
 from mlwarden.scan.deps.inputs import Dependency, InputFormat, ParsedInput
-from mlwarden.scan.deps.inputs._lock import package_tables
-from mlwarden.scan.deps.inputs._text import canonical, load_toml, read_text, redact_url
+from mlwarden.scan.deps.inputs._lock import open_lock, package_tables
+from mlwarden.scan.deps.inputs._text import canonical, redact_url
 
 FORMAT_NAME = "poetry.lock"
 
@@ -24,15 +24,7 @@ def recognise(path: Path, head: str, explicit: bool) -> bool:
 
 def parse(disk_path: Path, shown_path: str) -> ParsedInput:
     """Every ``[[package]]`` of a Poetry lock file."""
-    text = read_text(disk_path)
-    data = load_toml(text)
-    result = ParsedInput(
-        path=shown_path,
-        format=FORMAT_NAME,
-        is_lock=True,
-        files=[shown_path],
-        size=len(text.encode("utf-8")),
-    )
+    text, data, result = open_lock(disk_path, shown_path, FORMAT_NAME)
     for index, package, line in package_tables(data, "package", text.splitlines()):
         name = package.get("name") if isinstance(package, dict) else None
         version = package.get("version") if isinstance(package, dict) else None

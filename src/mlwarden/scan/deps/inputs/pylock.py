@@ -22,8 +22,8 @@ from packaging.utils import (
 
 from mlwarden.report.model import ErrorEntry
 from mlwarden.scan.deps.inputs import Dependency, InputFormat, ParsedInput
-from mlwarden.scan.deps.inputs._lock import package_tables
-from mlwarden.scan.deps.inputs._text import canonical, load_toml, read_text, redact_url
+from mlwarden.scan.deps.inputs._lock import open_lock, package_tables
+from mlwarden.scan.deps.inputs._text import canonical, redact_url
 
 FORMAT_NAME = "pylock"
 _NAME = re.compile(r"^pylock\.([^.]+\.)?toml$")
@@ -39,15 +39,7 @@ def recognise(path: Path, head: str, explicit: bool) -> bool:
 
 def parse(disk_path: Path, shown_path: str) -> ParsedInput:
     """Every ``[[packages]]`` entry of a PEP 751 lock file."""
-    text = read_text(disk_path)
-    data = load_toml(text)
-    result = ParsedInput(
-        path=shown_path,
-        format=FORMAT_NAME,
-        is_lock=True,
-        files=[shown_path],
-        size=len(text.encode("utf-8")),
-    )
+    text, data, result = open_lock(disk_path, shown_path, FORMAT_NAME)
     if "lock-version" not in data:
         result.errors.append(
             ErrorEntry(shown_path, "no lock-version: not a PEP 751 lock file, nothing was read")

@@ -1,0 +1,1 @@
+"""Defences that reduce the OWASP ML risks: training-time (DP-SGD) and output hardening."""

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-evasion bench-integrity clean
+.PHONY: demo test lint bench bench-evasion bench-integrity bench-privacy clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scan/run.py
 	$(BIN)/python benchmarks/evasion/run.py
+	$(BIN)/python benchmarks/privacy/run.py
 	$(BIN)/python benchmarks/integrity/run.py
 
 # Installs torch, mlwarden, ART, foolbox and torchattacks into .venv-bench/evasion on first use.
 bench-evasion: $(STAMP)
 	$(BIN)/python benchmarks/evasion/run.py
+
+# Installs torch, mlwarden[sklearn,dp] (Opacus) and ART into .venv-bench/privacy on first use.
+bench-privacy: $(STAMP)
+	$(BIN)/python benchmarks/privacy/run.py
 
 # Signs and verifies a 2 GB folder with mlwarden, model-signing and the openssl floor.
 bench-integrity: $(STAMP)

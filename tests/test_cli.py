@@ -561,8 +561,20 @@ def quick_evasion_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(evasion, "DEMO_MAX_SAMPLES", 24)
 
 
+@pytest.fixture
+def quick_privacy_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's privacy part with two reference models, two attacks, one defence and short
+    inversions (the real one takes about a minute); what it measures and reports is the same."""
+    from mlwarden.demo import privacy
+
+    monkeypatch.setattr(privacy, "DEMO_N_REFERENCE", 2)
+    monkeypatch.setattr(privacy, "DEMO_ATTACKS", ("loss", "lira-offline"))
+    monkeypatch.setattr(privacy, "DEMO_DEFENCES", ("label-only",))
+    monkeypatch.setattr(privacy, "INVERSION_STEPS", 20)
+
+
 @pytest.mark.slow
-@pytest.mark.usefixtures("quick_evasion_demo")
+@pytest.mark.usefixtures("quick_evasion_demo", "quick_privacy_demo")
 def test_demo_builds_the_folder_and_writes_the_report(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -577,10 +589,13 @@ def test_demo_builds_the_folder_and_writes_the_report(
     assert Severity.CRITICAL.value in out
     assert "Trained and attacked digits-cnn and breast-cancer-mlp" in out
     assert "and verified it; the tampered copy" in out and "was caught" in out
+    assert "Audited digits-mlp.pt for membership inference (OWASP ML04): " in out
+    assert "The same attacks behind each defence" in out and "label-only" in out
+    assert "Inverted digits-cnn.pt class by class (OWASP ML03, mi-face)" in out
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("quick_evasion_demo")
+@pytest.mark.usefixtures("quick_evasion_demo", "quick_privacy_demo")
 def test_demo_report_holds_the_scan_and_both_evasion_evaluations(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -605,10 +620,22 @@ def test_demo_report_holds_the_scan_and_both_evasion_evaluations(
     tampering = {f["rule"] for f in report["findings"] if "tampered-model" in f["location"]["path"]}
     assert tampering == {"integrity.modified", "integrity.added"}
     assert not [f for f in report["findings"] if "signed-model" in f["location"]["path"]]
+    # the privacy part: the overfit model leaks membership, the CNN is inverted class by class
+    assert {"ml04.membership", "ml03.inversion"} <= set(report["checks_run"])
+    rules = {f["rule"] for f in report["findings"]}
+    assert {"membership.low-fpr-leak", "membership.epsilon"} <= rules
+    [leak] = [f for f in report["findings"] if f["rule"] == "membership.low-fpr-leak"]
+    assert leak["location"]["path"] == "digits-mlp.pt"
+    membership = report["metrics"]["ml04.membership"]
+    assert membership["member_accuracy"] == 1.0
+    assert [r["defence"] for r in membership["defence_results"]] == ["none", "label-only"]
+    assert len(report["metrics"]["ml03.inversion"]["classes"]) == 10
+    privacy_files = [f for f in report["files"] if "/privacy/" in f["path"] and f["member"] is None]
+    assert privacy_files and all(f["severity"] is None for f in privacy_files)
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("quick_evasion_demo")
+@pytest.mark.usefixtures("quick_evasion_demo", "quick_privacy_demo")
 def test_demo_runs_again_over_its_own_folder(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -629,7 +656,7 @@ def test_demo_refuses_a_folder_it_did_not_make(
     assert (mine / "precious.pt").read_bytes() == b"keep me"
 
 
-@pytest.mark.usefixtures("quick_evasion_demo")
+@pytest.mark.usefixtures("quick_evasion_demo", "quick_privacy_demo")
 def test_demo_names_the_samples_it_could_not_build(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

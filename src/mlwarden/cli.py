@@ -10,6 +10,7 @@ commands so that ``mlwarden --help`` stays fast.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import traceback
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
     from mlwarden.audit.plan import AuditPlan
     from mlwarden.audit.runner import ProgressFn
     from mlwarden.demo.evasion import EvasionSample
+    from mlwarden.demo.privacy import PrivacySample
     from mlwarden.evaluate.check import EvasionSettings
+    from mlwarden.privacy.settings import PrivacySettings
     from mlwarden.report import Renderer
     from mlwarden.report.model import Report
     from mlwarden.scan.policy import Policy
@@ -200,6 +203,63 @@ LimitOption = Annotated[
     typer.Option("--limit", metavar="N", help="Use only the first N samples.", show_default=False),
 ]
 SeedOption = Annotated[int, typer.Option("--seed", metavar="N", help="Seed of every attack.")]
+MembersOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--members",
+        metavar="FILE",
+        help="Records the model was trained on (.npz x/y or .csv, label last), for "
+        "membership inference (ml04.membership).",
+        show_default=False,
+    ),
+]
+NonMembersOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--non-members",
+        metavar="FILE",
+        help="Records from the same distribution the model never saw (with --members).",
+        show_default=False,
+    ),
+]
+PopulationOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--population",
+        metavar="FILE",
+        help="More records, disjoint from both, to train reference models on (shadow, lira, rmia).",
+        show_default=False,
+    ),
+]
+TrainFnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--train-fn",
+        metavar="MODULE:FUNCTION",
+        help="train_fn(x, y, seed) -> model training one reference model like the target "
+        "(or a TorchTrainer / scikit-learn estimator), importable from the current folder.",
+        show_default=False,
+    ),
+]
+NReferenceOption = Annotated[
+    int | None,
+    typer.Option(
+        "--n-reference",
+        metavar="N",
+        help="Reference models to train (>= 1; >= 4 for lira-online). [default: 8]",
+        show_default=False,
+    ),
+]
+DaskOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        metavar="ADDRESS",
+        help="Train reference models on this Dask scheduler (tcp://host:8786) instead of "
+        "local processes.",
+        show_default=False,
+    ),
+]
 
 
 def _print_version(value: bool) -> None:
@@ -458,6 +518,12 @@ def audit(
         int | None,
         typer.Option("--seed", metavar="N", help="Seed of every attack.", show_default=False),
     ] = None,
+    members: MembersOption = None,
+    non_members: NonMembersOption = None,
+    population: PopulationOption = None,
+    train_fn: TrainFnOption = None,
+    n_reference: NReferenceOption = None,
+    dask: DaskOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run the OWASP ML Top 10 audit.
@@ -484,6 +550,11 @@ def audit(
         settings.plan, flags, data, labels, limit, resolved_policy
     )
     evasion = _evasion_overrides(evasion, eps, norm, suite, seed)
+    privacy = _audit_privacy(
+        settings.plan,
+        _PrivacyFlags(members, non_members, population, train_fn, n_reference, dask, seed),
+        jobs=settings.jobs,
+    )
     with _progress(quiet) as progress:
         context = AuditContext(
             paths=settings.paths,
@@ -493,9 +564,12 @@ def audit(
             target=target,
             data=samples,
             evasion=evasion,
+            privacy=privacy,
         )
         report = run_audit(context, only=settings.only, skip=settings.skip)
-    report.inputs += [str(v) for v in (model, data) if v is not None]
+    report.inputs += [
+        str(v) for v in (model, data, members, non_members, population) if v is not None
+    ]
     report.fail_on = settings.fail_on
     _emit(report, renderer, output, quiet)
     raise typer.Exit(report.verdict().exit_code)
@@ -596,6 +670,286 @@ def _evasion_overrides(
     if seed is not None:
         changes["seed"] = seed
     return dataclasses.replace(settings or EvasionSettings(), **changes)
+
+
+@dataclass(frozen=True)
+class _PrivacyFlags:
+    """The privacy flags of `audit`, as typed."""
+
+    members: Path | None
+    non_members: Path | None
+    population: Path | None
+    train_fn: str | None
+    n_reference: int | None
+    dask: str | None
+    seed: int | None
+
+    def given(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in dataclasses.fields(self))
+
+
+def _audit_privacy(
+    plan: AuditPlan | None, flags: _PrivacyFlags, *, jobs: int
+) -> PrivacySettings | None:
+    """The privacy settings of an audit: the plan's ``privacy:`` section, flags win; None when
+    neither says anything about privacy (the privacy checks are then not assessed)."""
+    plan_privacy = plan.privacy if plan is not None else None
+    if plan_privacy is None and not any(
+        v is not None for v in (flags.members, flags.non_members, flags.population, flags.train_fn)
+    ):
+        return None
+    from mlwarden.audit.context import privacy_settings
+    from mlwarden.privacy.settings import PrivacySettings, load_train_fn
+
+    base = (
+        privacy_settings(plan_privacy, jobs=jobs)
+        if plan_privacy is not None
+        else PrivacySettings(n_jobs=jobs)
+    )
+    changes: dict[str, Any] = {}
+    for name, flag in (
+        ("members", "--members"),
+        ("non_members", "--non-members"),
+        ("population", "--population"),
+    ):
+        path = getattr(flags, name)
+        if path is not None:
+            changes[name] = _load_records(path, flag)
+    if flags.train_fn is not None:
+        changes["train_fn"] = load_train_fn(flags.train_fn)
+    if flags.n_reference is not None:
+        changes["n_reference"] = flags.n_reference
+    if flags.dask is not None:
+        changes["dask"] = flags.dask
+    if flags.seed is not None:
+        changes["seed"] = flags.seed
+    return dataclasses.replace(base, **changes)
+
+
+def _load_records(path: Path, flag: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled records named by `flag`; a missing file is a usage error naming the flag."""
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "no such file"
+        raise UsageError(f"{flag} {path}: {what}")
+    from mlwarden.data import load_data
+
+    return load_data(path)
+
+
+@attack_app.command("membership")
+def attack_membership(
+    *,
+    model: ModelOption = None,
+    factory: FactoryOption = None,
+    input_shape: InputShapeOption = None,
+    input_range: InputRangeOption = "0,1",
+    mean: MeanOption = None,
+    std: StdOption = None,
+    model_output: ModelOutputOption = None,
+    query_budget: QueryBudgetOption = None,
+    members: MembersOption = None,
+    non_members: NonMembersOption = None,
+    population: PopulationOption = None,
+    train_fn: TrainFnOption = None,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attack",
+            "-a",
+            metavar="NAME",
+            help="loss, confidence, entropy, modified-entropy, shadow, lira-offline, "
+            "lira-online, rmia or label-only (repeatable). [default: every attack the "
+            "inputs allow]",
+            show_default=False,
+        ),
+    ] = None,
+    n_reference: NReferenceOption = None,
+    reference_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--reference-mode",
+            metavar="MODE",
+            help="online (reference models see each candidate half the time; lira-online) "
+            "or offline. [default: online only for lira-online]",
+            show_default=False,
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            metavar="DIR",
+            help="Keep reference-model outputs here and reuse them: an interrupted audit "
+            "resumes instead of retraining.",
+            show_default=False,
+        ),
+    ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option("--jobs", "-j", metavar="N", help="Reference models trained in parallel."),
+    ] = 1,
+    dask: DaskOption = None,
+    defence: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--defence",
+            metavar="SPEC",
+            help="Also attack the model behind a defence and compare (repeatable): top-k:K, "
+            "round:D, label-only, temperature:T, or dp:epsilon=E (retrains with DP-SGD; "
+            "needs a TorchTrainer --train-fn).",
+            show_default=False,
+        ),
+    ] = None,
+    seed: SeedOption = 0,
+    report_format: FormatOption = "console",
+    output: OutputOption = None,
+    fail_on: FailOnOption = "high",
+    quiet: QuietOption = False,
+) -> None:
+    """Measure membership inference (OWASP ML04): can an attacker tell who was in the
+    training data?
+
+    Reports each attack's TPR at 1% and 0.1% FPR, AUC, an empirical epsilon lower bound and
+    the most exposed records. Exit 1 when the leak reaches --fail-on.
+    """
+    threshold = _parse_fail_on(fail_on)
+    renderer = _renderer(report_format)
+    _check_output(output)
+    _check_jobs(jobs)
+    if members is None or non_members is None:
+        raise UsageError(
+            "give the training records with --members FILE and records the model never saw "
+            "with --non-members FILE"
+        )
+    if reference_mode is not None and reference_mode not in ("online", "offline"):
+        raise UsageError(f"--reference-mode must be online or offline, got {reference_mode!r}")
+    from mlwarden.audit.runner import AuditContext, run_audit
+    from mlwarden.privacy.check import MEMBERSHIP_CHECK
+    from mlwarden.privacy.settings import (
+        PrivacySettings,
+        load_train_fn,
+        parse_defences,
+        resolve_cache_dir,
+    )
+
+    defences = parse_defences(defence or [])
+    privacy = PrivacySettings(
+        members=_load_records(members, "--members"),
+        non_members=_load_records(non_members, "--non-members"),
+        population=None if population is None else _load_records(population, "--population"),
+        train_fn=None if train_fn is None else load_train_fn(train_fn),
+        attacks=tuple(attack) if attack else None,
+        n_reference=8 if n_reference is None else n_reference,
+        reference_mode=reference_mode,  # type: ignore[arg-type]  # checked above
+        cache_dir=resolve_cache_dir(cache_dir),
+        n_jobs=jobs,
+        dask=dask,
+        seed=seed,
+        defences=defences,
+        inversion=None,
+    )
+    target = _load_target(
+        _ModelFlags(model, factory, input_shape, input_range, mean, std, model_output, query_budget)
+    )
+    with _progress(quiet) as progress:
+        context = AuditContext(target=target, privacy=privacy, progress=progress, jobs=jobs)
+        report = run_audit(context, only=[MEMBERSHIP_CHECK])
+    report.inputs += [str(v) for v in (model, members, non_members, population) if v is not None]
+    report.fail_on = threshold
+    _emit(report, renderer, output, quiet)
+    raise typer.Exit(report.verdict().exit_code)
+
+
+@attack_app.command("inversion")
+def attack_inversion(
+    *,
+    model: ModelOption = None,
+    factory: FactoryOption = None,
+    input_shape: InputShapeOption = None,
+    input_range: InputRangeOption = "0,1",
+    mean: MeanOption = None,
+    std: StdOption = None,
+    model_output: ModelOutputOption = None,
+    query_budget: QueryBudgetOption = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            "--classes",
+            metavar="LIST",
+            help="Class indices to reconstruct, e.g. 0,3,7. [default: every class]",
+            show_default=False,
+        ),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            metavar="METHOD",
+            help="mi-face (white-box gradients), black-box (queries only) or auto "
+            "(mi-face when the model gives gradients).",
+        ),
+    ] = "auto",
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            metavar="FILE",
+            help="Real labelled records (.npz or .csv): each reconstruction is compared with "
+            "the mean of its class. Without it the resemblance is not measured.",
+            show_default=False,
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            metavar="N",
+            help="Optimisation steps per class. [default: the method's]",
+            show_default=False,
+        ),
+    ] = None,
+    seed: SeedOption = 0,
+    report_format: FormatOption = "console",
+    output: OutputOption = None,
+    fail_on: FailOnOption = "high",
+    quiet: QuietOption = False,
+) -> None:
+    """Reconstruct what each class looks like from the model alone (OWASP ML03).
+
+    Shows each reconstruction with the model's confidence and, with --reference, its distance
+    to the real class mean. Exit 1 when a finding reaches --fail-on.
+    """
+    threshold = _parse_fail_on(fail_on)
+    renderer = _renderer(report_format)
+    _check_output(output)
+    from mlwarden.audit.runner import AuditContext, run_audit
+    from mlwarden.privacy.check import INVERSION_CHECK
+    from mlwarden.privacy.settings import InversionSettings, PrivacySettings
+
+    chosen = _numbers(classes, "--classes", integer=True)
+    inversion = InversionSettings(
+        classes=None if chosen is None else tuple(int(c) for c in chosen),
+        method=method,  # type: ignore[arg-type]  # validated by InversionSettings
+        steps=steps,
+        reference=None if reference is None else _load_records(reference, "--reference"),
+        seed=seed,
+    )
+    target = _load_target(
+        _ModelFlags(model, factory, input_shape, input_range, mean, std, model_output, query_budget)
+    )
+    if inversion.classes is not None and max(inversion.classes) >= target.n_classes:
+        raise UsageError(
+            f"--classes names class {max(inversion.classes)}, but the model has "
+            f"{target.n_classes} classes (0 to {target.n_classes - 1})"
+        )
+    privacy = PrivacySettings(inversion=inversion, seed=seed)
+    with _progress(quiet) as progress:
+        context = AuditContext(target=target, privacy=privacy, progress=progress)
+        report = run_audit(context, only=[INVERSION_CHECK])
+    report.inputs += [str(v) for v in (model, reference) if v is not None]
+    report.fail_on = threshold
+    _emit(report, renderer, output, quiet)
+    raise typer.Exit(report.verdict().exit_code)
 
 
 @attack_app.command("evasion")
@@ -1265,6 +1619,7 @@ def demo(
     with _status("Building the demo models", quiet):
         built = build_demo(out)
         evasion_samples = _evasion_demo_models(out)
+        privacy_sample = _privacy_demo_model(out)
     with _progress(quiet) as progress:
         report = scan_paths([out], progress=progress)
         scan_counts = report.counts()
@@ -1277,6 +1632,10 @@ def demo(
             from mlwarden.demo.evasion import attack_demo_models
 
             report = merge_reports(report, attack_demo_models(evasion_samples, progress=progress))
+        if privacy_sample is not None:
+            report = merge_reports(
+                report, _privacy_demo_reports(privacy_sample, evasion_samples, progress)
+            )
     _emit(report, renderer, report_file, quiet=True)
     if built.marker.exists():
         raise MlwardenError(f"a demo payload ran: {built.marker} exists (this is a bug)")
@@ -1296,6 +1655,12 @@ def demo(
         )
     else:
         lines.append("Skipped the evasion demo (not installed: torch).")
+    if privacy_sample is not None:
+        from mlwarden.demo.privacy import summary_lines
+
+        lines += summary_lines(report)
+    else:
+        lines.append("Skipped the privacy demo (not installed: torch).")
     lines += [
         f"Skipped {sample} (not installed: {', '.join(needs)})."
         for sample, needs in sorted(built.skipped.items())
@@ -1327,6 +1692,31 @@ def _evasion_demo_models(out: Path) -> list[EvasionSample]:
     from mlwarden.demo.evasion import build_evasion_models
 
     return build_evasion_models(out)
+
+
+def _privacy_demo_model(out: Path) -> PrivacySample | None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    from mlwarden.demo.privacy import build_privacy_model
+
+    return build_privacy_model(out)
+
+
+def _privacy_demo_reports(
+    sample: PrivacySample, evasion_samples: list[EvasionSample], progress: ProgressFn | None
+) -> list[Report]:
+    """The membership audit of the overfit model, and the inversion of the digits CNN."""
+    from mlwarden.demo.privacy import audit_privacy_model, invert_demo_model
+
+    reports = [audit_privacy_model(sample, progress=progress)]
+    reports += [
+        invert_demo_model(s.model_file, s.data_file, s.input_shape, progress=progress)
+        for s in evasion_samples
+        if s.name == "digits-cnn"
+    ]
+    return reports
 
 
 def _evasion_summary(report: Report) -> str:

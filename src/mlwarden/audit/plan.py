@@ -20,6 +20,14 @@ Example::
       eps: [1/255, 4/255, 8/255]        # input units; "a/b" fractions are accepted
       suite: standard
       n_samples: 200
+    privacy:                            # ml04.membership and ml03.inversion
+      members: data/train.npz           # a path, or a mapping like data: (x_key, limit ...)
+      non_members: data/heldout.npz
+      population: data/extra.npz
+      train_fn: training:train          # module:function, importable from the current folder
+      attacks: [loss, rmia, lira-offline]
+      n_reference: 8
+      defences: ["top-k:1", "label-only"]
     checks:
       skip: []
     fail_on: high
@@ -35,7 +43,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlwarden.errors import ConfigError
 from mlwarden.findings import Severity
@@ -152,6 +168,105 @@ class EvasionPlan(_Strict):
     """Look for gradient masking after the attacks."""
 
 
+def _records(value: Any) -> Any:
+    """A records file given as a bare path stands for ``{path: ...}``."""
+    return {"path": value} if isinstance(value, str) else value
+
+
+Records = Annotated[DataPlan, BeforeValidator(_records)]
+"""Labelled records: a ``data:``-style mapping, or just the file's path."""
+
+
+class InversionPlan(_Strict):
+    """Model inversion in ``ml03.inversion`` (`mlwarden.privacy.settings.InversionSettings`)."""
+
+    enabled: bool = True
+    classes: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, min_length=1)
+    """Class indices to reconstruct; every class by default."""
+    method: Literal["auto", "mi-face", "black-box"] = "auto"
+    steps: PositiveInt | None = None
+    reference: Records | None = None
+    """Records whose class means the reconstructions are compared with; the members by
+    default."""
+    seed: int = 0
+
+
+class AttributePlan(_Strict):
+    """Attribute inference of one sensitive feature of tabular inputs."""
+
+    feature: int = Field(ge=0)
+    """Index of the sensitive feature in each record."""
+    values: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=2
+    )
+    """The values it can take; those seen in the members by default."""
+
+
+class PrivacyThresholdsPlan(_Strict):
+    """Severity thresholds of the privacy findings (`PrivacyThresholds`); defaults documented
+    there."""
+
+    high: float = Field(default=10.0, ge=1, allow_inf_nan=False)
+    medium: float = Field(default=3.0, ge=1, allow_inf_nan=False)
+    low: float = Field(default=1.5, ge=1, allow_inf_nan=False)
+    epsilon_low: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    inversion_confidence: float = Field(default=0.9, gt=0, le=1)
+    inversion_medium: float = Field(default=0.8, gt=0, le=1)
+    attribute_medium: float = Field(default=0.2, ge=0, le=1)
+    attribute_low: float = Field(default=0.05, ge=0, le=1)
+
+
+class PrivacyPlan(_Strict):
+    """Settings of ``ml04.membership`` and ``ml03.inversion``
+    (`mlwarden.privacy.settings.PrivacySettings`)."""
+
+    members: Records | None = None
+    """The records the model was trained on."""
+    non_members: Records | None = None
+    """Records from the same distribution the model never saw."""
+    population: Records | None = None
+    """More records, disjoint from both, to train reference models on."""
+    train_fn: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
+    """``module:function`` training a reference model, ``train_fn(x, y, seed) -> model``."""
+    attacks: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
+    n_reference: PositiveInt = 8
+    reference_mode: Literal["online", "offline"] | None = None
+    cache_dir: Path | None = None
+    jobs: PositiveInt | None = None
+    """Reference models trained in parallel; the audit's jobs by default."""
+    dask: str | None = Field(default=None, min_length=1)
+    """A Dask scheduler address (``tcp://host:8786``) to train reference models on."""
+    seed: int = 0
+    defences: list[str] = Field(default_factory=list)
+    """``top-k:K``, ``round:D``, ``label-only``, ``temperature:T``, ``dp:epsilon=E``."""
+    n_exposed: int = Field(default=10, ge=0)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    inversion: InversionPlan = Field(default_factory=InversionPlan)
+    attribute: AttributePlan | None = None
+    thresholds: PrivacyThresholdsPlan = Field(default_factory=PrivacyThresholdsPlan)
+
+    @field_validator("defences")
+    @classmethod
+    def _known_defences(cls, value: list[str]) -> list[str]:
+        from mlwarden.errors import InputError
+        from mlwarden.privacy.settings import parse_defence
+
+        for text in value:
+            try:
+                parse_defence(text)
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _members_with_non_members(self) -> PrivacyPlan:
+        if (self.members is None) != (self.non_members is None):
+            raise ValueError("members and non_members go together: give both or neither")
+        if not self.thresholds.low <= self.thresholds.medium <= self.thresholds.high:
+            raise ValueError("thresholds must satisfy low <= medium <= high")
+        return self
+
+
 class ChecksPlan(_Strict):
     """Which checks to run: all whose needs are met by default."""
 
@@ -167,6 +282,7 @@ class AuditPlan(_Strict):
     model: ModelPlan | None = None
     data: DataPlan | None = None
     evasion: EvasionPlan | None = None
+    privacy: PrivacyPlan | None = None
     checks: ChecksPlan = Field(default_factory=ChecksPlan)
     fail_on: Severity = Severity.HIGH
 
@@ -212,13 +328,34 @@ def _resolved(plan: AuditPlan, base: Path) -> AuditPlan:
             update={"path": str(_under(base, Path(plan.model.path)))}
         )
     if plan.data is not None:
-        updates["data"] = plan.data.model_copy(
-            update={
-                "path": _under(base, plan.data.path),
-                "labels": None if plan.data.labels is None else _under(base, plan.data.labels),
-            }
-        )
+        updates["data"] = _data_under(base, plan.data)
+    if plan.privacy is not None:
+        updates["privacy"] = _privacy_under(base, plan.privacy)
     return plan.model_copy(update=updates)
+
+
+def _data_under(base: Path, data: DataPlan) -> DataPlan:
+    return data.model_copy(
+        update={
+            "path": _under(base, data.path),
+            "labels": None if data.labels is None else _under(base, data.labels),
+        }
+    )
+
+
+def _privacy_under(base: Path, privacy: PrivacyPlan) -> PrivacyPlan:
+    updates: dict[str, Any] = {
+        name: _data_under(base, records)
+        for name in ("members", "non_members", "population")
+        if (records := getattr(privacy, name)) is not None
+    }
+    if privacy.cache_dir is not None:
+        updates["cache_dir"] = _under(base, privacy.cache_dir)
+    if privacy.inversion.reference is not None:
+        updates["inversion"] = privacy.inversion.model_copy(
+            update={"reference": _data_under(base, privacy.inversion.reference)}
+        )
+    return privacy.model_copy(update=updates)
 
 
 def _under(base: Path, path: Path) -> Path:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 BUILTIN_CHECKS: dict[str, str] = {
     "ml01.evasion": "mlwarden.evaluate.check",
+    "ml03.inversion": "mlwarden.privacy.check",
+    "ml04.membership": "mlwarden.privacy.check",
     "ml06.code": "mlwarden.scan.code.check",
     "ml06.model_files": "mlwarden.scan.check",
     "ml06.dependencies": "mlwarden.scan.deps.check",

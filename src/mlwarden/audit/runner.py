@@ -47,6 +47,10 @@ class AuditContext:
     deps: Any = None
     """`mlwarden.scan.deps.settings.DepsSettings` for ``ml06.dependencies`` (advisory source,
     installed environment); None means its defaults (a setting, never a check's need)."""
+    privacy: Any = None
+    """`mlwarden.privacy.settings.PrivacySettings` for ``ml04.membership`` and
+    ``ml03.inversion`` (members, non-members, reference training, defences); a need, since
+    without members and non-members nothing can be measured."""
 
     def met_needs(self) -> set[str]:
         """Names of the context fields that are present."""

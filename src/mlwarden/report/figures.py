@@ -1,12 +1,14 @@
-"""The pictures of a robustness evaluation, drawn from a `RobustnessResult` and nothing else.
+"""The pictures of the audit's checks, drawn from their results and nothing else.
 
 `robustness_curve` (robust accuracy against eps, one line per attack and the worst case) and
 `perturbation_distribution` (how large the smallest fooling perturbation is) are hand-written SVG;
 `gallery` shows image examples as original | adversarial | perturbation magnified, encoded as PNG
-here with zlib; `feature_table` shows which tabular features the attacks moved. Each returns a
+here with zlib; `feature_table` shows which tabular features the attacks moved. For the privacy
+checks: `roc_curves` (membership ROC on log-log axes), `inversion_grid` (one reconstruction per
+class beside the class mean) and `defence_chart` (leakage and accuracy per defence). Each returns a
 `Figure` the HTML renderer embeds as is, so every string drawn here is escaped here and no SVG
-carries a script, a link or a style sheet. Not for: running attacks (`mlwarden.evaluate`) or
-deciding severities (the ``ml01.evasion`` check).
+carries a script, a link or a style sheet. Not for: running attacks (`mlwarden.evaluate`,
+`mlwarden.attacks`) or deciding severities (the checks).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +29,10 @@ from mlwarden.errors import InputError
 from mlwarden.evaluate.results import AdversarialExample, RobustnessResult
 from mlwarden.findings import Risk
 from mlwarden.report.model import Figure, ImageCell, Table, TableCell
+
+if TYPE_CHECKING:
+    from mlwarden.attacks.membership.base import AttackOutcome
+    from mlwarden.privacy.results import ClassReconstruction, DefenceComparison
 
 CURVE_WIDTH_PX = 720
 CURVE_HEIGHT_PX = 360
@@ -582,3 +589,329 @@ def _direction(delta: np.ndarray, moved: np.ndarray) -> str:
     if down and not up:
         return "down"
     return f"up {up}, down {down}"
+
+
+# -- privacy: ROC on log-log axes, inversion grid, defences ----------------------------------
+
+ROC_MIN_FLOOR = 1e-6
+"""The lowest rate a log-log ROC plot reaches, however many non-members there are."""
+DEFENCE_BAR_COLOURS = ("#D55E00", "#0072B2")
+"""TPR at 0.1% FPR, then accuracy on non-members."""
+
+
+def named_figure_id(base: str, name: str) -> str:
+    """`base` made unique per model name (as `figure_id` does for a robustness result)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return f"{base}-{slug}" if slug else base
+
+
+def rate_text(value: float) -> str:
+    """A rate for people, with the decimals a low rate needs: ``0.0012`` -> ``0.12%``."""
+    if math.isnan(value):
+        return "n/a"
+    if value == 0 or value >= 0.1:
+        return f"{100 * value:.1f}%"
+    return f"{100 * value:.2g}%" if value < 0.001 else f"{100 * value:.2f}%"
+
+
+def roc_floor(n_non_members: int) -> float:
+    """The lowest FPR a ROC plot shows: 0.1%, or the power of ten at or below 1/n when more
+    non-members resolve lower rates (never below `ROC_MIN_FLOOR`)."""
+    smallest = min(1e-3, 1.0 / max(n_non_members, 1))
+    return max(ROC_MIN_FLOOR, 10.0 ** math.floor(math.log10(smallest) + 1e-9))
+
+
+class _LogLogPlot(_Plot):
+    """Axes with both coordinates on a log scale from `floor` to 1."""
+
+    def __init__(
+        self,
+        *,
+        floor: float,
+        figure_id: str,
+        title: str,
+        description: str,
+        x_label: str,
+        y_label: str,
+    ) -> None:
+        super().__init__(
+            figure_id=figure_id,
+            title=title,
+            description=description,
+            x_label=x_label,
+            y_label=y_label,
+            x_max=1.0,
+        )
+        self.floor = floor
+        self.decades = round(-math.log10(floor))
+
+    def _position(self, value: float) -> float:
+        """0 at the floor, 1 at 1; values below the floor are drawn on it."""
+        clipped = min(max(value, self.floor), 1.0)
+        return 1.0 + math.log10(clipped) / self.decades
+
+    def x(self, value: float) -> float:
+        return self.left + (self.right - self.left) * self._position(value)
+
+    def y(self, fraction: float) -> float:
+        return self.bottom - (self.bottom - self.top) * self._position(fraction)
+
+    def axes(self) -> str:
+        parts = [
+            f'<rect x="{self.left}" y="{self.top}" width="{self.right - self.left}" '
+            f'height="{self.bottom - self.top}" fill="#ffffff" stroke="#9aa5b1"/>'
+        ]
+        for power in range(-self.decades, 1):
+            value = 10.0**power
+            x, y = self.x(value), self.y(value)
+            label = _escape(f"{100 * value:g}%")
+            parts.append(
+                f'<line x1="{self.left}" y1="{y:.1f}" x2="{self.right}" y2="{y:.1f}" '
+                'stroke="#e4e7eb"/>'
+                f'<text x="{self.left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#3e4c59">'
+                f"{label}</text>"
+                f'<line x1="{x:.1f}" y1="{self.bottom}" x2="{x:.1f}" y2="{self.bottom + 5}" '
+                'stroke="#3e4c59"/>'
+                f'<text x="{x:.1f}" y="{self.bottom + 18}" text-anchor="middle" fill="#3e4c59">'
+                f"{label}</text>"
+            )
+        middle_x = (self.left + self.right) / 2
+        middle_y = (self.top + self.bottom) / 2
+        parts.append(
+            f'<text x="{middle_x:.1f}" y="{CURVE_HEIGHT_PX - 14}" text-anchor="middle" '
+            f'fill="#1f2933">{_escape(self.x_label)}</text>'
+            f'<text x="16" y="{middle_y:.1f}" text-anchor="middle" fill="#1f2933" '
+            f'transform="rotate(-90 16 {middle_y:.1f})">{_escape(self.y_label)}</text>'
+        )
+        return "".join(parts)
+
+    def thinned(self, fpr: np.ndarray, tpr: np.ndarray) -> list[tuple[float, float]]:
+        """ROC points, dropping those that land on the previous point's pixel."""
+        points: list[tuple[float, float]] = []
+        last: tuple[int, int] | None = None
+        for f, t in zip(fpr.tolist(), tpr.tolist(), strict=True):
+            pixel = (round(self.x(f) * 2), round(self.y(t) * 2))
+            if pixel != last:
+                points.append((float(f), float(t)))
+                last = pixel
+        if points and (float(fpr[-1]), float(tpr[-1])) != points[-1]:
+            points.append((float(fpr[-1]), float(tpr[-1])))
+        return points
+
+
+def roc_curves(
+    outcomes: Sequence[AttackOutcome],
+    *,
+    name: str,
+    n_members: int,
+    n_non_members: int,
+) -> Figure:
+    """Membership ROC curves on log-log axes (Carlini et al. 2022): one line per attack and the
+    diagonal of a random guess, FPR and TPR from `roc_floor` to 1.
+
+    Args:
+        outcomes: the attacks' results (`fpr`, `tpr`, `auc`, `tpr_at_fpr`).
+        name: the model's name, for the title and the figure id.
+        n_members, n_non_members: how many records each rate is measured on.
+    """
+    floor = roc_floor(n_non_members)
+    ranked = sorted(outcomes, key=lambda o: (-o.tpr_at_fpr.get(0.001, 0.0), -o.auc, o.attack))
+    title = f"{name}: membership inference ROC (log-log)"
+    description = f"{n_members} members, {n_non_members} non-members; " + "; ".join(
+        f"{o.attack}: AUC {o.auc:.3f}, TPR {rate_text(o.tpr_at_fpr.get(0.001, math.nan))} at "
+        f"0.1% FPR, {rate_text(o.tpr_at_fpr.get(0.01, math.nan))} at 1% FPR"
+        for o in ranked
+    )
+    plot = _LogLogPlot(
+        floor=floor,
+        figure_id=named_figure_id("privacy-roc", name),
+        title=title,
+        description=description,
+        x_label="false-positive rate (non-members flagged), log scale",
+        y_label="true-positive rate (members found)",
+    )
+    series = [
+        _Series(
+            name=f"{o.attack} {o.auc:.2f}",
+            points=plot.thinned(np.asarray(o.fpr, float), np.asarray(o.tpr, float)),
+            colour=ATTACK_COLOURS[i % len(ATTACK_COLOURS)],
+            dash=ATTACK_DASHES[(i // len(ATTACK_COLOURS)) % len(ATTACK_DASHES)],
+            width=2.0,
+        )
+        for i, o in enumerate(ranked)
+    ]
+    guess = _Series("random guess", [(floor, floor), (1.0, 1.0)], "#9aa5b1", "4 4", 1.5)
+    body = [plot.axes()]
+    body += [
+        plot.vertical(level, f"{rate_text(level)} FPR", "#cbd2d9", "2 3")
+        for level in (0.001, 0.01)
+        if level >= floor
+    ]
+    body.append(plot.line(guess, markers=False))
+    body += [plot.line(s, markers=False) for s in series]
+    body.append(plot.legend([*series, guess]))
+    caption = (
+        f"Each line is one attack on {n_members} members and {n_non_members} non-members, "
+        "named with its AUC; both axes are logarithmic, so the left edge is where an attacker "
+        "is almost never wrong. A line above the grey diagonal finds members better than "
+        f"guessing. With {n_non_members} non-members the smallest non-zero FPR is "
+        f"{rate_text(1 / max(n_non_members, 1))}; rates below the axes' {rate_text(floor)} are "
+        "drawn on its edge."
+    )
+    return Figure(
+        id=named_figure_id("privacy-roc", name),
+        title=title,
+        kind="svg",
+        data=plot.svg(body),
+        risk=Risk.ML04,
+        caption=caption,
+    )
+
+
+def inversion_grid(
+    reconstructions: Sequence[ClassReconstruction],
+    *,
+    name: str,
+    input_range: tuple[float, float],
+    method: str,
+) -> Figure | None:
+    """Per class: the reconstruction, the reference records' class mean beside it, the model's
+    confidence and the distances; None when the inputs are not images.
+
+    Args:
+        input_range: (low, high) of valid inputs, in input units; pictures span it.
+        method: the inversion method that produced the reconstructions (for the caption).
+    """
+    if not reconstructions or not image_shape(reconstructions[0].image.shape):
+        return None
+    low, high = input_range
+    width = high - low
+    rows: list[tuple[TableCell, ...]] = []
+    for item in reconstructions:
+        image = np.asarray(item.image, dtype=np.float64)
+        mean: TableCell = (
+            ImageCell(
+                _image_png((np.asarray(item.class_mean, np.float64) - low) / width),
+                f"mean of the reference records of class {item.label}",
+            )
+            if item.class_mean is not None
+            else "no reference records"
+        )
+        distance = (
+            "not measured"
+            if item.distance is None or item.baseline is None
+            else f"{item.distance:.3f} (baseline {item.baseline:.3f})"
+        )
+        rows.append(
+            (
+                str(item.label),
+                ImageCell(
+                    _image_png((image - low) / width),
+                    f"reconstruction of class {item.label}, confidence {item.confidence:.0%}",
+                ),
+                mean,
+                f"{item.confidence:.1%}",
+                distance,
+                "reconstructed" if item.reconstructed else "not reconstructed",
+            )
+        )
+    table = Table(
+        columns=(
+            "class",
+            "reconstruction",
+            "class mean (reference data)",
+            "model's confidence",
+            "distance to class mean",
+            "verdict",
+        ),
+        rows=tuple(rows),
+        title=f"{name}: model inversion, one reconstruction per class",
+    )
+    return Figure(
+        id=named_figure_id("privacy-inversion-grid", name),
+        title=f"{name}: model inversion ({method})",
+        kind="table",
+        data=table.to_json(),
+        risk=Risk.ML03,
+        caption=(
+            f"For each class, the input {method} built from the model alone, beside the mean "
+            "of the real records of that class. Distances are root-mean-square, as a fraction "
+            "of the input range; the baseline is the distance from the class mean to the mean "
+            "of all reference records (a guess that needs no model). A class counts as "
+            "reconstructed when the model accepts its reconstruction with high confidence and "
+            "the reconstruction is closer to the class mean than the baseline."
+        ),
+    )
+
+
+def defence_chart(comparison: DefenceComparison, *, name: str) -> Figure:
+    """Per defence (the deployed model first): the best attack's TPR at 0.1% FPR and the
+    accuracy on non-members, as paired horizontal bars on a 0..100% axis."""
+    rows = comparison.all_rows()
+    label_width = 150
+    bar_px, gap_px = 11, 12
+    top = MARGIN_TOP_PX + 18
+    height = top + len(rows) * (2 * bar_px + gap_px) + 40
+    left, right = label_width, CURVE_WIDTH_PX - MARGIN_RIGHT_PX - 60
+    span = right - left
+    figure = named_figure_id("privacy-defences", name)
+    title = f"{name}: membership leakage and accuracy, before and after each defence"
+    description = "; ".join(
+        f"{row.defence}: TPR {rate_text(row.tpr_at_0_1)} at 0.1% FPR, accuracy on non-members "
+        + ("n/a" if row.non_member_accuracy is None else percent(row.non_member_accuracy))
+        for row in rows
+    )
+    parts = [
+        f'<text x="{left}" y="{MARGIN_TOP_PX}" fill="#1f2933">'
+        f'<tspan fill="{DEFENCE_BAR_COLOURS[0]}">&#9632;</tspan> TPR at 0.1% FPR   '
+        f'<tspan fill="{DEFENCE_BAR_COLOURS[1]}">&#9632;</tspan> accuracy on non-members</text>'
+    ]
+    for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x = left + span * fraction
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 34}" '
+            'stroke="#e4e7eb"/>'
+            f'<text x="{x:.1f}" y="{height - 20}" text-anchor="middle" fill="#3e4c59">'
+            f"{100 * fraction:.0f}%</text>"
+        )
+    for i, row in enumerate(rows):
+        y = top + i * (2 * bar_px + gap_px)
+        label = row.defence if len(row.defence) <= 22 else row.defence[:21] + "…"
+        parts.append(
+            f'<text x="{left - 8}" y="{y + bar_px + 4}" text-anchor="end" fill="#1f2933">'
+            f"{_escape(label)}</text>"
+        )
+        values = (row.tpr_at_0_1, row.non_member_accuracy)
+        for j, value in enumerate(values):
+            if value is None or math.isnan(value):
+                continue
+            bar_y = y + j * bar_px
+            what = "TPR at 0.1% FPR" if j == 0 else "accuracy on non-members"
+            parts.append(
+                f'<rect x="{left}" y="{bar_y}" width="{span * min(max(value, 0.0), 1.0):.1f}" '
+                f'height="{bar_px - 1}" fill="{DEFENCE_BAR_COLOURS[j]}">'
+                f"<title>{_escape(f'{row.defence}: {what} {rate_text(value)}')}</title></rect>"
+                f'<text x="{left + span * min(max(value, 0.0), 1.0) + 4:.1f}" '
+                f'y="{bar_y + bar_px - 2}" fill="#3e4c59" font-size="10">'
+                f"{_escape(rate_text(value))}</text>"
+            )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {CURVE_WIDTH_PX} {height}" '
+        f'width="{CURVE_WIDTH_PX}" height="{height}" role="img" '
+        f'aria-labelledby="{figure}-title {figure}-desc" font-family="{_escape(FONT)}" '
+        'font-size="12">'
+        f'<title id="{figure}-title">{_escape(title)}</title>'
+        f'<desc id="{figure}-desc">{_escape(description)}</desc>' + "".join(parts) + "</svg>"
+    )
+    return Figure(
+        id=figure,
+        title=title,
+        kind="svg",
+        data=svg,
+        risk=Risk.ML04,
+        caption=(
+            "The same attacks against the model as deployed and against each defence: a good "
+            "defence shortens the orange bar (members found at 0.1% FPR) and keeps the blue one "
+            "(accuracy on records the model never saw)."
+        ),
+    )

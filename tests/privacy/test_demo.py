@@ -46,8 +46,21 @@ def test_summary_names_the_strongest_attack_and_each_defence() -> None:
     first, second = privacy.summary_lines(report)
     assert first == (
         "Audited digits-mlp.pt for membership inference (OWASP ML04): lira-online finds 7.0% "
-        "of its training records at 0.1% FPR (AUC 0.67), empirical epsilon >= 1.75."
+        "of its training records with no false positive among 200 non-members (AUC 0.67), "
+        "empirical epsilon >= 1.75."
     )
     assert "label-only 7.0% (no accuracy lost)" in second
     assert "dp:epsilon=8 1.0% (26.5 points of accuracy lost)" in second
     assert privacy.summary_lines(Report()) == []
+
+
+def test_summary_says_0_1_percent_fpr_only_when_it_can_be_measured() -> None:
+    deployed = membership_audit(
+        outcome("rmia", tpr_low=0.03, auc=0.7, epsilon_lower=0.5), n_non_members=2000
+    )
+    report = Report()
+    record_result(report, get_check("ml04.membership"), assess_membership(deployed, name="mlp.pt"))
+    assert (
+        "finds 3.0% of its training records at 0.1% FPR (AUC 0.70)"
+        in (privacy.summary_lines(report)[0])
+    )

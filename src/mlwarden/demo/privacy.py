@@ -186,9 +186,16 @@ def _membership_line(metrics: dict[str, Any]) -> str:
     name = metrics["model"]
     tpr = float(numbers["tpr_at_fpr"].get("0.001", math.nan))
     epsilon = max(a["epsilon"]["lower"] for a in metrics["by_attack"].values())
+    n_non_members = int(metrics["n_non_members"])
+    # Below 1,000 non-members a 0.1% FPR cannot be measured: the rate is at zero false positives.
+    where = (
+        "at 0.1% FPR"
+        if n_non_members >= 1000
+        else f"with no false positive among {n_non_members} non-members"
+    )
     return (
         f"Audited {name} for membership inference (OWASP ML04): {best} finds "
-        f"{100 * tpr:.1f}% of its training records at 0.1% FPR (AUC {numbers['auc']:.2f}), "
+        f"{100 * tpr:.1f}% of its training records {where} (AUC {numbers['auc']:.2f}), "
         f"empirical epsilon >= {epsilon:.2f}."
     )
 

@@ -10,7 +10,6 @@ defences (`mlwarden.privacy.defences`).
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import re
@@ -311,29 +310,10 @@ def load_train_fn(spec: str) -> Any:
     """The object ``MODULE:NAME`` names, importable from the current folder as with ``python
     -m``: a function ``train_fn(x, y, seed) -> model``, a ``TorchTrainer`` or a scikit-learn
     estimator (checked with `mlwarden.attacks.membership.reference.as_train_fn`)."""
-    module_name, _, attribute = str(spec).partition(":")
-    if not module_name or not attribute:
-        raise UsageError(f"--train-fn must look like package.module:function, got {spec!r}")
     from mlwarden.attacks.membership.reference import as_train_fn
-    from mlwarden.targets.loading import _current_folder_importable
+    from mlwarden.targets.loading import import_spec
 
-    try:
-        with _current_folder_importable():
-            module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(
-            f"cannot import {module_name} for --train-fn: {exc}; run from the folder that holds "
-            "it or add that folder to PYTHONPATH"
-        ) from None
-    except Exception as exc:  # the user's module failing at import time
-        raise UsageError(
-            f"importing {module_name} for --train-fn raised {type(exc).__name__}: {exc}"
-        ) from None
-    found: Any = module
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            raise UsageError(f"{module_name} has no {attribute} (from --train-fn {spec})")
-        found = getattr(found, part)
+    found = import_spec(spec, "--train-fn")
     if not callable(found) and not hasattr(found, "fit"):
         raise UsageError(f"--train-fn {spec} is a {type(found).__name__}, not a function")
     as_train_fn(found)

@@ -423,29 +423,36 @@ def _current_folder_importable() -> Iterator[None]:
             sys.path.remove(folder)
 
 
-def _call_factory(spec: str) -> torch.nn.Module:
-    import torch
-
-    module_name, _, attribute = spec.partition(":")
+def import_spec(spec: str, flag: str) -> Any:
+    """The object ``package.module:name`` names, imported from the current folder as with
+    ``python -m``; every failure is a `UsageError` naming `flag` (``--factory``, ``--train-fn``)."""
+    module_name, _, attribute = str(spec).partition(":")
     if not module_name or not attribute:
-        raise UsageError(f"--factory must look like package.module:function, got {spec!r}")
+        raise UsageError(f"{flag} must look like package.module:function, got {spec!r}")
     try:
         with _current_folder_importable():
             module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UsageError(
-            f"cannot import {module_name} for --factory: {exc}; run from the folder that holds "
+            f"cannot import {module_name} for {flag}: {exc}; run from the folder that holds "
             "it or add that folder to PYTHONPATH"
         ) from None
     except Exception as exc:  # the user's module failing at import time
         raise UsageError(
-            f"importing {module_name} for --factory raised {type(exc).__name__}: {exc}"
+            f"importing {module_name} for {flag} raised {type(exc).__name__}: {exc}"
         ) from None
-    function: Any = module
+    found: Any = module
     for part in attribute.split("."):
-        if not hasattr(function, part):
-            raise UsageError(f"{module_name} has no {attribute} (from --factory {spec})")
-        function = getattr(function, part)
+        if not hasattr(found, part):
+            raise UsageError(f"{module_name} has no {attribute} (from {flag} {spec})")
+        found = getattr(found, part)
+    return found
+
+
+def _call_factory(spec: str) -> torch.nn.Module:
+    import torch
+
+    function = import_spec(spec, "--factory")
     if not callable(function):
         raise UsageError(f"--factory {spec} is a {type(function).__name__}, not a function")
     try:

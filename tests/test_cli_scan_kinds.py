@@ -184,3 +184,23 @@ def test_missing_path_is_reported_once(tmp_path: Path, capsys: pytest.CaptureFix
 
     report = mlwarden.scan([tmp_path / "absent"])
     assert len(report.errors) == len(set(report.errors)) >= 1
+
+
+def test_unrequested_dependency_audit_gets_a_short_osv_timeout(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlwarden
+    from mlwarden.scan import api
+
+    seen = []
+    real = api.run_audit
+
+    def capture(context, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(context.deps)
+        return real(context, **kwargs)
+
+    monkeypatch.setattr(api, "run_audit", capture)
+    mlwarden.scan(project)
+    mlwarden.scan(project, kinds=["deps"])
+    assert seen[0].timeout_s == api.UNREQUESTED_OSV_TIMEOUT_S and not seen[0].required
+    assert seen[1].timeout_s == 10.0 and seen[1].required

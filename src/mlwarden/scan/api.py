@@ -19,6 +19,9 @@ SCAN_KINDS: dict[str, str] = {
 }
 """What `scan` can look at -> the audit check that does it."""
 
+UNREQUESTED_OSV_TIMEOUT_S = 3.0
+"""Seconds the OSV API gets when the dependency audit runs only because no kind was chosen."""
+
 
 def scan(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -57,7 +60,12 @@ def scan(
     if "deps" in chosen and deps is None:
         from mlwarden.scan.deps.settings import DepsSettings
 
-        deps = DepsSettings(required=kinds is not None)
+        # Not asked for explicitly: a short timeout, so a scan without network is not held up.
+        deps = (
+            DepsSettings(required=True)
+            if kinds is not None
+            else DepsSettings(required=False, timeout_s=UNREQUESTED_OSV_TIMEOUT_S)
+        )
     context = AuditContext(
         paths=[Path(p) for p in paths], policy=resolved, jobs=jobs, progress=progress, deps=deps
     )

@@ -8,6 +8,7 @@ chosen. Adding an adapter means adding one module and one row here.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,21 @@ def target(obj: Any, **options: Any) -> Target:
             adapter: Callable[..., Target] = getattr(
                 importlib.import_module(module_name), class_name
             )
+            _check_options(adapter, obj, options)
             return adapter(obj, **options)
     raise InputError(
         f"cannot use a {type(obj).__name__} as a target; give a torch.nn.Module, a scikit-learn "
         "estimator, an .onnx path, an http(s):// URL or a callable returning probabilities"
     )
+
+
+def _check_options(adapter: Callable[..., Target], obj: Any, options: dict[str, Any]) -> None:
+    """A missing or unknown option is the caller's mistake: say which, not a raw TypeError."""
+    try:
+        inspect.signature(adapter).bind(obj, **options)
+    except TypeError as exc:
+        raise InputError(
+            f"cannot wrap a {type(obj).__name__} as a target: {exc}. A torch.nn.Module needs "
+            "input_shape=(...) (the shape of one sample, e.g. (1, 28, 28)); see "
+            "mlwarden.targets.target for each kind's options"
+        ) from None

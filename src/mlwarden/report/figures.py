@@ -306,13 +306,8 @@ class _Plot:
                 f'<text x="{x:.1f}" y="{self.bottom + 18}" text-anchor="middle" fill="#3e4c59">'
                 f"{_escape(tick_text(tick))}</text>"
             )
-        middle_x = (self.left + self.right) / 2
-        middle_y = (self.top + self.bottom) / 2
         parts.append(
-            f'<text x="{middle_x:.1f}" y="{CURVE_HEIGHT_PX - 14}" text-anchor="middle" '
-            f'fill="#1f2933">{_escape(self.x_label)}</text>'
-            f'<text x="16" y="{middle_y:.1f}" text-anchor="middle" fill="#1f2933" '
-            f'transform="rotate(-90 16 {middle_y:.1f})">{_escape(self.y_label)}</text>'
+            _axis_titles(self.left, self.right, self.top, self.bottom, self.x_label, self.y_label)
         )
         return "".join(parts)
 
@@ -378,6 +373,20 @@ def nice_ticks(low: float, high: float, max_ticks: int = 6) -> list[float]:
 def tick_text(value: float) -> str:
     """A tick label: short, no float noise (``0.03``, ``2.5``, ``1e-05``)."""
     return "0" if value == 0 else f"{value:.4g}"
+
+
+def _axis_titles(
+    left: float, right: float, top: float, bottom: float, x_label: str, y_label: str
+) -> str:
+    """The x title under a plot area and the y title rotated beside it (SVG)."""
+    middle_x = (left + right) / 2
+    middle_y = (top + bottom) / 2
+    return (
+        f'<text x="{middle_x:.1f}" y="{CURVE_HEIGHT_PX - 14}" text-anchor="middle" '
+        f'fill="#1f2933">{_escape(x_label)}</text>'
+        f'<text x="16" y="{middle_y:.1f}" text-anchor="middle" fill="#1f2933" '
+        f'transform="rotate(-90 16 {middle_y:.1f})">{_escape(y_label)}</text>'
+    )
 
 
 def _escape(text: str) -> str:
@@ -675,13 +684,8 @@ class _LogLogPlot(_Plot):
                 f'<text x="{x:.1f}" y="{self.bottom + 18}" text-anchor="middle" fill="#3e4c59">'
                 f"{label}</text>"
             )
-        middle_x = (self.left + self.right) / 2
-        middle_y = (self.top + self.bottom) / 2
         parts.append(
-            f'<text x="{middle_x:.1f}" y="{CURVE_HEIGHT_PX - 14}" text-anchor="middle" '
-            f'fill="#1f2933">{_escape(self.x_label)}</text>'
-            f'<text x="16" y="{middle_y:.1f}" text-anchor="middle" fill="#1f2933" '
-            f'transform="rotate(-90 16 {middle_y:.1f})">{_escape(self.y_label)}</text>'
+            _axis_titles(self.left, self.right, self.top, self.bottom, self.x_label, self.y_label)
         )
         return "".join(parts)
 

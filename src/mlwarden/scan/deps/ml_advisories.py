@@ -10,6 +10,7 @@ matching versions (`osv`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,19 +95,22 @@ class Category:
     """A kind of ML-specific advisory and the patterns that recognise it."""
 
     name: str
-    patterns: tuple[re.Pattern[str], ...]
+    sources: tuple[str, ...]
+    """Regular expressions, matched case-insensitively."""
     loads_untrusted: bool
     """Whether it is about loading a model or file: code execution then means on load."""
 
-
-def _words(*patterns: str) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+    @functools.cached_property
+    def patterns(self) -> tuple[re.Pattern[str], ...]:
+        """`sources` compiled on first use: every `mlwarden scan` imports this module, few
+        judge an advisory."""
+        return tuple(re.compile(p, re.IGNORECASE) for p in self.sources)
 
 
 CATEGORIES: tuple[Category, ...] = (
     Category(
         "template injection",
-        _words(
+        (
             r"template injection",
             r"\bSSTI\b",
             r"jinja",
@@ -116,12 +120,12 @@ CATEGORIES: tuple[Category, ...] = (
     ),
     Category(
         "remote code loading",
-        _words(r"trust_remote_code", r"torch\.hub", r"remote code from (the )?hub"),
+        (r"trust_remote_code", r"torch\.hub", r"remote code from (the )?hub"),
         loads_untrusted=True,
     ),
     Category(
         "unsafe deserialisation",
-        _words(
+        (
             r"torch\.load",
             r"weights_only",
             r"\bpickl",
@@ -141,23 +145,26 @@ CATEGORIES: tuple[Category, ...] = (
     ),
     Category(
         "model file parsing",
-        _words(r"\bGGUF\b", r"\bONNX\b model", r"safetensors", r"\bh5\b|hdf5", r"\.keras\b"),
+        (r"\bGGUF\b", r"\bONNX\b model", r"safetensors", r"\bh5\b|hdf5", r"\.keras\b"),
         loads_untrusted=True,
     ),
     Category(
         "prompt injection",
-        _words(r"prompt injection", r"\bLLM\b.*(execut|inject)"),
+        (r"prompt injection", r"\bLLM\b.*(execut|inject)"),
         loads_untrusted=False,
     ),
 )
 """Kinds of ML-specific advisories, tried in this order: the most specific first (a template
 injection advisory often also says "malicious model")."""
 
-_CODE_EXECUTION = re.compile(
-    r"arbitrary code|code execution|remote code|\bRCE\b|execute (arbitrary )?(python|code|"
-    r"commands?)|command injection|execut\w* (of )?(malicious|attacker)",
-    re.IGNORECASE,
-)
+
+@functools.cache
+def _code_execution() -> re.Pattern[str]:
+    return re.compile(
+        r"arbitrary code|code execution|remote code|\bRCE\b|execute (arbitrary )?(python|code|"
+        r"commands?)|command injection|execut\w* (of )?(malicious|attacker)",
+        re.IGNORECASE,
+    )
 
 
 @dataclass(frozen=True)
@@ -191,7 +198,7 @@ def assess(advisory: Advisory, package: str) -> MlAssessment | None:
     for category in CATEGORIES:
         matched = tuple(p.pattern for p in category.patterns if p.search(text))
         if matched and (stack is not None or _text_alone_is_ml(matched)):
-            execution = category.loads_untrusted and bool(_CODE_EXECUTION.search(text))
+            execution = category.loads_untrusted and bool(_code_execution().search(text))
             return MlAssessment(category.name, stack, execution, matched)
     if stack is None:
         return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from email.parser import HeaderParser
 from pathlib import Path
 
 from mlwarden.report.model import ErrorEntry
@@ -75,6 +74,8 @@ def _read_metadata(path: Path, result: ParsedInput) -> Dependency | None:
     except OSError as exc:
         result.errors.append(ErrorEntry(str(path), f"cannot read metadata: {exc.strerror or exc}"))
         return None
+    from email.parser import HeaderParser  # only when an environment is audited
+
     headers = HeaderParser().parsestr(head.split("\n\n", 1)[0])
     name, version = headers.get("Name"), headers.get("Version")
     if not name or not version:

@@ -6,6 +6,7 @@ every test that scans one asserts that the marker never appears.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from mlwarden import __version__
+from mlwarden import cli as cli_module
 from mlwarden.cli import _colour_allowed, _interactive_stderr, main
 from mlwarden.findings import Severity
 from mlwarden.scan.limits import Limits
@@ -516,6 +518,26 @@ def test_progress_only_on_an_interactive_terminal_outside_ci(
     assert not _interactive_stderr(quiet=True)
     monkeypatch.setenv("CI", "true")
     assert not _interactive_stderr(quiet=False)
+
+
+def test_progress_bar_runs_no_thread_so_scans_can_fork_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import threading
+
+    from mlwarden.cli import _progress
+    from mlwarden.scan import parallel
+
+    monkeypatch.setattr(cli_module, "_interactive_stderr", lambda quiet: True)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    threads_before = threading.active_count()
+    with _progress(quiet=False) as update:
+        assert update is not None
+        assert threading.active_count() == threads_before  # no refresh thread
+        for done in range(1, 201):
+            update("scanning", done, 200)
+        if threads_before == 1:
+            assert parallel.can_fork()
 
 
 # --- the installed command ------------------------------------------------------------------

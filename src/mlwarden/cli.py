@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ DEFAULT_POLICY_FILE = "mlwarden-policy.toml"
 ERROR_EXIT = MlwardenError.exit_code
 USAGE_EXIT = UsageError.exit_code
 INTERRUPTED_EXIT = 130
+PROGRESS_REFRESH_S = 0.1
+"""Progress bars redraw at most this often (seconds)."""
 
 app = typer.Typer(
     name="mlwarden",
@@ -362,8 +365,15 @@ def scan(
     fail_on: FailOnOption = "high",
     policy: PolicyOption = None,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", metavar="N", help="Files scanned in parallel (>= 1).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            help="Files scanned in parallel (>= 1; default: the CPUs available, at most 8).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOption = False,
     allow_empty: Annotated[
         bool,
@@ -1797,8 +1807,8 @@ def _renderer(name: str) -> Renderer:
     return get_renderer(name)
 
 
-def _check_jobs(jobs: int) -> None:
-    if jobs < 1:
+def _check_jobs(jobs: int | None) -> None:
+    if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
 
 
@@ -1898,11 +1908,19 @@ def _progress(quiet: bool) -> Iterator[ProgressFn | None]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    # Redrawn from the caller's thread: a refresh thread would stop scans forking workers.
+    bar = Progress(*columns, console=Console(stderr=True), transient=True, auto_refresh=False)
+    with bar:
         task = bar.add_task("scanning", total=None)
+        last = 0.0
 
         def update(description: str, done: int, total: int) -> None:
+            nonlocal last
             bar.update(task, description=description, completed=done, total=total or None)
+            now = time.monotonic()
+            if now - last >= PROGRESS_REFRESH_S or (total and done >= total):
+                last = now
+                bar.refresh()
 
         yield update
 

@@ -10,6 +10,7 @@ from typing import Any
 from mlwarden.audit.runner import AuditContext, ProgressFn, run_audit
 from mlwarden.errors import UsageError
 from mlwarden.report.model import Report
+from mlwarden.scan.parallel import auto_jobs
 from mlwarden.scan.policy import Policy
 
 SCAN_KINDS: dict[str, str] = {
@@ -27,7 +28,7 @@ def scan(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     policy: Policy | str | os.PathLike[str] | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     progress: ProgressFn | None = None,
     kinds: Sequence[str] | None = None,
     deps: Any = None,
@@ -35,7 +36,8 @@ def scan(
     """Scan model files, Python code and dependency files statically; nothing is executed.
 
     `paths`: one path or several (files or folders). `policy`: a `Policy`, a path to a TOML
-    policy file, or None for the built-in allowlist. `jobs`: worker processes (1 .. cores).
+    policy file, or None for the built-in allowlist. `jobs`: worker processes (>= 1; None: the
+    CPUs available, at most 8).
     `kinds`: any of ``models``, ``code``, ``deps`` (default: all three; the dependency audit is
     then reported as not assessed, not failed, when no advisory source answers). `deps`: a
     `mlwarden.scan.deps.DepsSettings` (advisory source, environments). Returns a `Report`;
@@ -49,7 +51,9 @@ def scan(
         resolved = policy
     else:
         resolved = Policy.from_file(Path(policy))
-    if jobs < 1:
+    if jobs is None:
+        jobs = auto_jobs()
+    elif jobs < 1:
         raise UsageError(f"jobs must be at least 1, got {jobs}")
     chosen = list(dict.fromkeys(kinds)) if kinds is not None else list(SCAN_KINDS)
     unknown = [k for k in chosen if k not in SCAN_KINDS]

@@ -16,6 +16,9 @@ from typing import BinaryIO
 HEAD_BYTES = 4096
 """Bytes read from the start of every source to recognise its format."""
 
+SMALL_FILE_BYTES = 64 * 1024
+"""Files up to this size are read into memory once instead of in many small reads."""
+
 SPOOL_BYTES = 64 * 1024 * 1024
 """Decompressed content larger than this spills from memory to a temporary file."""
 
@@ -90,16 +93,26 @@ class Blob(abc.ABC):
 
 @dataclass
 class FileBlob(Blob):
-    """A file on disk. Random reads share one handle, opened on first use."""
+    """A file on disk. Random reads share one handle, opened on first use.
+
+    A file of at most `SMALL_FILE_BYTES` is read whole on first use and served from memory:
+    one read instead of the dozen small seeks and reads of sniffing, and every handler sees the
+    same bytes even if the file changes during the scan.
+    """
 
     path: str
     size: int
     _handle: BinaryIO | None = field(default=None, repr=False, compare=False)
+    _data: bytes | None = field(default=None, repr=False, compare=False)
 
     def open(self) -> BinaryIO:
+        if self.size <= SMALL_FILE_BYTES:
+            return io.BytesIO(self._small())
         return open(self.path, "rb")
 
     def read_at(self, offset: int, n: int) -> bytes:
+        if self.size <= SMALL_FILE_BYTES:
+            return self._small()[offset : offset + max(0, n)]
         # One handle for the many small reads of sniffing and archive parsing: opening the
         # file for each read cost more than reading it for small files.
         if self._handle is None:
@@ -107,7 +120,15 @@ class FileBlob(Blob):
         self._handle.seek(offset)
         return self._handle.read(max(0, n))
 
+    def _small(self) -> bytes:
+        if self._data is None:
+            with open(self.path, "rb") as handle:
+                # `size` came from stat(); a file that grew since is read up to that size.
+                self._data = handle.read(self.size)
+        return self._data
+
     def close(self) -> None:
+        self._data = None
         if self._handle is not None:
             self._handle.close()
             self._handle = None

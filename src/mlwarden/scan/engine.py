@@ -1,7 +1,7 @@
 """The scan engine: walk paths, recognise each source by content, dispatch to its handler.
 
 It owns recursion into containers (depth limit, one failing member never stops its siblings),
-turns limit hits and handler failures into findings, and runs files in parallel through joblib.
+turns limit hits and handler failures into findings, and runs files in parallel (`parallel.py`).
 Not for: understanding any format (see `formats/`).
 """
 
@@ -18,6 +18,7 @@ from mlwarden.report.model import ErrorEntry, ScannedFile
 from mlwarden.scan.blob import Blob, FileBlob
 from mlwarden.scan.context import CHECK_ID, FileScan, LimitExceeded, ScanContext
 from mlwarden.scan.formats import folder_analysers, handlers
+from mlwarden.scan.parallel import map_ordered
 from mlwarden.scan.policy import Policy
 
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".ruff_cache"})
@@ -162,17 +163,21 @@ def _folder_finding(
     )
 
 
-def _run_jobs(file_jobs: list[_FileJob], policy: Policy, jobs: int) -> Iterator[FileScan]:
-    if jobs <= 1 or len(file_jobs) < PARALLEL_MIN_FILES:
-        for job in file_jobs:
-            yield scan_file(job.disk_path, job.shown_path, policy, job.base_dir)
-        return
-    from joblib import Parallel, delayed
-
-    parallel = Parallel(n_jobs=jobs, return_as="generator", batch_size=16)
-    yield from parallel(
-        delayed(scan_file)(j.disk_path, j.shown_path, policy, j.base_dir) for j in file_jobs
+def _run_jobs(file_jobs: list[_FileJob], policy: Policy, jobs: int) -> Iterator[ScanResult]:
+    handlers()  # import every format once here, not once in each worker
+    return map_ordered(
+        _scan_job, file_jobs, (policy,), jobs=jobs, min_items=PARALLEL_MIN_FILES, lost=_lost_job
     )
+
+
+def _scan_job(job: _FileJob, policy: Policy) -> ScanResult:
+    # Only the results travel back from a worker, not the policy the FileScan holds.
+    state = scan_file(job.disk_path, job.shown_path, policy, job.base_dir)
+    return ScanResult(state.findings, state.scanned, state.errors)
+
+
+def _lost_job(job: _FileJob, reason: str) -> ScanResult:
+    return ScanResult(errors=[ErrorEntry(job.shown_path, f"not scanned: {reason}")])
 
 
 def scan_file(
@@ -217,7 +222,17 @@ def _scan_source(ctx: ScanContext, raw_data: bool = False) -> None:
     """Recognise `ctx.blob` by content and scan it; record it in the inventory."""
     index = len(ctx.state.scanned)
     ctx.format = RAW_DATA_FORMAT if raw_data else "unknown"
-    ctx.state.scanned.append(ScannedFile(ctx.state.path, ctx.member, ctx.format, ctx.blob.size))
+    # The entry is reserved now (parents list before their members) and written once, below.
+    ctx.state.scanned.append(None)  # type: ignore[arg-type]
+    try:
+        _recognise_and_scan(ctx, raw_data)
+    finally:
+        ctx.state.scanned[index] = ScannedFile(
+            ctx.state.path, ctx.member, ctx.format, ctx.blob.size
+        )
+
+
+def _recognise_and_scan(ctx: ScanContext, raw_data: bool) -> None:
     head = ctx.blob.head()
     for handler in handlers(raw_data=raw_data):
         try:
@@ -248,7 +263,6 @@ def _scan_source(ctx: ScanContext, raw_data: bool = False) -> None:
                 "a safe format.",
             )
         break
-    ctx.state.scanned[index] = ScannedFile(ctx.state.path, ctx.member, ctx.format, ctx.blob.size)
 
 
 def _scan_child(parent: ScanContext, blob: Blob, name: str, raw_data: bool = False) -> None:

@@ -34,6 +34,7 @@ from mlwarden.scan.code.sources import (
     python_source,
 )
 from mlwarden.scan.code.suppression import Suppressions
+from mlwarden.scan.parallel import map_ordered
 
 PYTHON_SUFFIXES = (".py", ".pyw")
 NOTEBOOK_SUFFIXES = (".ipynb",)
@@ -215,16 +216,18 @@ def _has_python_shebang(path: str) -> bool:
 
 
 def _run(file_jobs: list[_FileJob], limits: CodeLimits, jobs: int) -> Iterator[CodeAuditResult]:
-    if jobs <= 1 or len(file_jobs) < PARALLEL_MIN_FILES:
-        for job in file_jobs:
-            yield audit_file(job.disk_path, job.shown_path, job.base_dir, limits)
-        return
-    from joblib import Parallel, delayed
-
-    parallel = Parallel(n_jobs=jobs, return_as="generator", batch_size=32)
-    yield from parallel(
-        delayed(audit_file)(j.disk_path, j.shown_path, j.base_dir, limits) for j in file_jobs
+    text_trigger()  # load every rule family once here, not once in each worker
+    return map_ordered(
+        _audit_job, file_jobs, (limits,), jobs=jobs, min_items=PARALLEL_MIN_FILES, lost=_lost_job
     )
+
+
+def _audit_job(job: _FileJob, limits: CodeLimits) -> CodeAuditResult:
+    return audit_file(job.disk_path, job.shown_path, job.base_dir, limits)
+
+
+def _lost_job(job: _FileJob, reason: str) -> CodeAuditResult:
+    return CodeAuditResult(errors=[ErrorEntry(job.shown_path, f"not audited: {reason}")])
 
 
 def audit_file(

@@ -1,0 +1,116 @@
+"""Worker processes for scans: order, the fork path, the joblib fallback, dead workers."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+
+import pytest
+
+import mlwarden
+from mlwarden.scan import engine, parallel
+from mlwarden.scan.engine import scan_paths
+from mlwarden.scan.parallel import auto_jobs, can_fork, map_ordered
+from mlwarden.scan.policy import Policy
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def square_with_pid(item: int, offset: int) -> tuple[int, int]:
+    return item * item + offset, os.getpid()
+
+
+def die_on_seven(item: int) -> int:
+    if item == 7:
+        os._exit(3)  # a worker killed mid-scan (out of memory, a signal)
+    return item
+
+
+def lost(item: int, reason: str) -> str:
+    return f"lost {item}: {reason}"
+
+
+@pytest.fixture
+def forkable(monkeypatch):
+    """Take the fork path even though pytest-xdist runs threads in this worker."""
+    monkeypatch.setattr(parallel, "can_fork", lambda: True)
+
+
+def test_forked_workers_answer_in_input_order_with_shared_arguments(forkable):
+    out = list(map_ordered(square_with_pid, range(50), (1,), jobs=2, min_items=10, lost=lost))
+    assert [value for value, _ in out] == [i * i + 1 for i in range(50)]
+    assert os.getpid() not in {pid for _, pid in out}
+    assert parallel._shared is None  # nothing left behind for the next call
+
+
+def test_few_items_or_one_job_run_in_this_process(forkable):
+    for jobs, items in ((2, range(5)), (1, range(50))):
+        out = list(map_ordered(square_with_pid, items, (0,), jobs=jobs, min_items=10, lost=lost))
+        assert {pid for _, pid in out} == {os.getpid()}
+        assert [value for value, _ in out] == [i * i for i in items]
+
+
+def test_a_dead_worker_neither_hangs_nor_drops_files(forkable):
+    out = list(map_ordered(die_on_seven, range(40), jobs=2, min_items=10, lost=lost, chunk=4))
+    assert len(out) == 40
+    assert out[:4] == [0, 1, 2, 3]
+    assert isinstance(out[7], str) and out[7].startswith("lost 7: ")
+    assert "--jobs 1" in out[7]
+    assert all(
+        o == i or (isinstance(o, str) and o.startswith(f"lost {i}:")) for i, o in enumerate(out)
+    )
+
+
+def test_with_other_threads_running_workers_are_not_forked():
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not can_fork()
+        assert auto_jobs() == 1  # spawning interpreters is left to an explicit --jobs
+        out = list(map_ordered(square_with_pid, range(12), (0,), jobs=2, min_items=10, lost=lost))
+        assert [value for value, _ in out] == [i * i for i in range(12)]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_auto_jobs_uses_the_cpus_when_forking_is_safe(forkable):
+    assert 1 <= auto_jobs() <= parallel.MAX_AUTO_JOBS
+    assert auto_jobs() == min(len(os.sched_getaffinity(0)), parallel.MAX_AUTO_JOBS)
+
+
+EVIL = b"cos\nsystem\n(S'touch /tmp/never'\ntR."
+
+
+def test_forked_scan_matches_the_serial_scan_file_for_file(tmp_path, forkable):
+    for i in range(40):
+        (tmp_path / f"m{i:02}.pkl").write_bytes(EVIL if i % 7 == 0 else pickle.dumps([i]))
+    serial = scan_paths([tmp_path], Policy(), jobs=1)
+    forked = scan_paths([tmp_path], Policy(), jobs=2)
+    assert forked.scanned == serial.scanned  # same files, formats, severities, same order
+    assert forked.findings == serial.findings
+    assert not forked.errors
+
+
+def scan_job_dying_on_m05(job, policy):
+    if job.shown_path.endswith("m05.pkl"):
+        os._exit(9)
+    return scan_job_dying_on_m05.__wrapped__(job, policy)
+
+
+def test_a_scan_worker_that_dies_leaves_an_error_naming_the_file(tmp_path, forkable, monkeypatch):
+    for i in range(40):
+        (tmp_path / f"m{i:02}.pkl").write_bytes(pickle.dumps([i]))
+    scan_job_dying_on_m05.__wrapped__ = engine._scan_job  # type: ignore[attr-defined]
+    monkeypatch.setattr(engine, "_scan_job", scan_job_dying_on_m05)
+    report = mlwarden.scan(tmp_path, jobs=2, kinds=["models"])
+    lost_paths = {e.path for e in report.errors}
+    assert str(tmp_path / "m05.pkl") in lost_paths
+    assert all(
+        "not scanned: the worker process scanning it died" in e.message for e in report.errors
+    )
+    scanned = {s.path for s in report.scanned}
+    assert scanned | lost_paths == {str(tmp_path / f"m{i:02}.pkl") for i in range(40)}
+    assert report.verdict().exit_code == 2  # an incomplete scan is never a pass

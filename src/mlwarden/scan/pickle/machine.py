@@ -191,7 +191,12 @@ class PickleMachine:
         return line
 
     def _u1(self) -> int:
-        return self._take(1)[0]
+        # The most frequent argument read (BINPUT, BININT1, SHORT_BINUNICODE): kept inline.
+        pos = self.pos
+        if pos >= len(self.data):
+            raise PickleBreak(self.op_offset, "pickle data was truncated")
+        self.pos = pos + 1
+        return self.data[pos]
 
     def _u2(self) -> int:
         return int(struct.unpack("<H", self._take(2))[0])
@@ -269,9 +274,13 @@ class PickleMachine:
     def _memo_put(self, index: int) -> None:
         if index < 0:
             raise PickleBreak(self.op_offset, "negative PUT argument")
-        if len(self.memo) >= self.max_memo and index not in self.memo:
+        memo = self.memo
+        if len(memo) >= self.max_memo and index not in memo:
             raise OpcodeLimit("max_memo", self.op_offset)
-        self.memo[index] = self._top()
+        stack = self.stack
+        if not stack or isinstance(stack[-1], _MarkType):
+            self._top()  # raises the precise error
+        memo[index] = stack[-1]
 
     def _memo_get(self, index: int) -> None:
         try:

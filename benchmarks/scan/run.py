@@ -50,6 +50,9 @@ RESULTS_FILE = Path(__file__).resolve().parent / "RESULTS.md"
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "mlwarden-bench-cache"
 LARGE_CHECKPOINT_BYTES = 2 * 1024**3
 SMALL_FILE_COUNT = 1000
+SMALL_REPEATS = 5
+"""Calls per folder-mode tool on the 1,000 files, interleaved across tools; the fastest counts."""
+SECTIONS = ("corpus", "large", "small")
 SAMPLE_TIMEOUT_S = 300
 LARGE_TIMEOUT_S = 3600
 MLWARDEN_TARGET_GBPS = 1.0
@@ -426,6 +429,41 @@ def run_on_folder(tool: Tool, folder: Path, scratch: Path, timeout_s: int) -> Ou
     return Outcome(verdict, total, f"one call per file; {flagged} flagged, {errors} errors")
 
 
+def best_on_folder(
+    tools: Sequence[Tool], folder: Path, scratch: Path, timeout_s: int
+) -> dict[str, Outcome]:
+    """The fastest of `SMALL_REPEATS` calls per folder-mode tool, taken in turns.
+
+    Taking turns spreads a busy moment of the shared machine over every tool instead of one;
+    a tool without a folder mode (1,000 processes per call) runs once.
+    """
+    best: dict[str, Outcome] = {}
+    for round_ in range(SMALL_REPEATS):
+        for tool in tools:
+            if round_ and not tool.scans_folders:
+                continue
+            print(
+                f"{SMALL_FILE_COUNT} small files: {tool.name} (call {round_ + 1}) ...", flush=True
+            )
+            outcome = run_on_folder(tool, folder, scratch, timeout_s)
+            if tool.name not in best or outcome.seconds < best[tool.name].seconds:
+                best[tool.name] = outcome
+    return best
+
+
+def byte_compile_mlwarden() -> None:
+    """Compile mlwarden's modules as `pip install` does for every other tool here.
+
+    The project's venv installs mlwarden in editable mode, which compiles nothing, and with
+    PYTHONDONTWRITEBYTECODE set each call would otherwise compile its sources again.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO / "src" / "mlwarden")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 # -- the data ------------------------------------------------------------------------------------
 
 
@@ -540,7 +578,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(default: {DEFAULT_CACHE}; never inside the repository)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="the Markdown report")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help="comma-separated parts to run: corpus (recall and false positives), large (the "
+        "2 GB checkpoint), small (1,000 small files); default: all",
+    )
     args = parser.parse_args(argv)
+    sections = {n.strip() for n in args.sections.split(",") if n.strip()}
+    if not sections or sections - set(SECTIONS):
+        parser.error(f"--sections takes any of {', '.join(SECTIONS)}")
 
     names = ["mlwarden", *[n.strip() for n in args.tools.split(",") if n.strip() != "mlwarden"]]
     unknown = [n for n in names if n not in TOOLS]
@@ -564,9 +611,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = Results(names, versions, samples, sum(_size(s.path) for s in samples))
         scratch = work / "scratch"
         scratch.mkdir()
-        results.per_sample = scan_corpus(tools, samples, scratch)
+        byte_compile_mlwarden()
+        if "corpus" in sections:
+            results.per_sample = scan_corpus(tools, samples, scratch)
 
-        if not args.quick:
+        if not args.quick and "large" in sections:
             checkpoint = ensure_large_checkpoint(cache)
             results.large_bytes = checkpoint.stat().st_size
             warm_page_cache(checkpoint)
@@ -575,11 +624,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results.large[tool.name] = run_tool(
                     tool, checkpoint, Severity.HIGH, scratch, LARGE_TIMEOUT_S
                 )
-        small = ensure_small_files(cache)
-        results.small_bytes = _size(small)
-        for tool in tools:
-            print(f"{SMALL_FILE_COUNT} small files: {tool.name} ...", flush=True)
-            results.small[tool.name] = run_on_folder(tool, small, scratch, LARGE_TIMEOUT_S)
+        if "small" in sections:
+            small = ensure_small_files(cache)
+            results.small_bytes = _size(small)
+            results.small = best_on_folder(tools, small, scratch, LARGE_TIMEOUT_S)
         payload_ran = marker.exists()
 
     results.wall_s = time.perf_counter() - started
@@ -636,6 +684,23 @@ def render(results: Results, *, quick: bool) -> str:
         f"Corpus: {len(malicious)} malicious techniques and {len(benign)} benign kinds "
         f"({results.corpus_bytes / 1e6:.1f} MB), from `mlwarden.demo.corpus` "
         "(listed in `docs/corpus.md`).",
+    ]
+    if results.per_sample:
+        lines += _summary_section(results, tools, malicious, benign)
+    lines += _large_section(results, tools, quick)
+    if results.small:
+        lines += _small_section(results, tools)
+    if results.per_sample:
+        lines += _technique_sections(results, tools, malicious, benign)
+        lines += _notes_section(results, tools)
+    lines += ["", f"Total benchmark wall time: {results.wall_s / 60:.1f} min.", ""]
+    return "\n".join(lines)
+
+
+def _summary_section(
+    results: Results, tools: list[str], malicious: list[Sample], benign: list[Sample]
+) -> list[str]:
+    lines = [
         "",
         "## Summary",
         "",
@@ -659,10 +724,13 @@ def render(results: Results, *, quick: bool) -> str:
     for name in results.tools:
         if results.versions[name].startswith("not available"):
             lines.append(f"| {name} | {results.versions[name]} | | | | | | |")
+    return lines
 
-    lines += _large_section(results, tools, quick)
-    lines += _small_section(results, tools)
-    lines += [
+
+def _technique_sections(
+    results: Results, tools: list[str], malicious: list[Sample], benign: list[Sample]
+) -> list[str]:
+    lines = [
         "",
         "## Malicious techniques",
         "",
@@ -682,9 +750,7 @@ def render(results: Results, *, quick: bool) -> str:
     for sample in benign:
         cells = [_cell(results.per_sample[sample.id][t], _BENIGN_CELL) for t in tools]
         lines.append(f"| `{sample.id}` | {sample.format} | " + " | ".join(cells) + " |")
-    lines += _notes_section(results, tools)
-    lines += ["", f"Total benchmark wall time: {results.wall_s / 60:.1f} min.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def _notes_section(results: Results, tools: list[str]) -> list[str]:
@@ -715,7 +781,7 @@ def _notes_section(results: Results, tools: list[str]) -> list[str]:
 def _large_section(results: Results, tools: list[str], quick: bool) -> list[str]:
     lines = ["", "## 2 GB PyTorch checkpoint", ""]
     if quick or not results.large:
-        return [*lines, "Skipped (`--quick`)."]
+        return [*lines, "Skipped (`--quick` or `--sections`)."]
     gigabytes = results.large_bytes / 1e9
     base = results.large["mlwarden"].seconds
     lines += [
@@ -744,7 +810,9 @@ def _small_section(results: Results, tools: list[str]) -> list[str]:
         "",
         f"{SMALL_FILE_COUNT:,} legitimate files ({results.small_bytes / 1e6:.1f} MB): small "
         "PyTorch state dicts, pickles holding NumPy arrays, plain pickles. One call on the "
-        "folder (fickling has no folder mode: one call per file).",
+        f"folder, the fastest of {SMALL_REPEATS} taken in turns across the tools (fickling has "
+        "no folder mode: one call per file, once). Each tool runs as installed by pip, with "
+        "its modules byte-compiled; mlwarden uses its default worker count.",
         "",
         "| tool | verdict | wall time | files/s | time vs mlwarden |",
         "|---|---|---|---|---|",

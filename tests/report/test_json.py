@@ -237,3 +237,18 @@ def test_docs_example_is_a_valid_report_apart_from_its_shortened_scorecard() -> 
     del schema["properties"]["scorecard"]["minItems"]
     jsonschema.Draft202012Validator(schema).validate(example)
     assert example["schema_version"] == REPORT_SCHEMA_VERSION
+
+
+def test_text_is_indented_with_one_line_per_scanned_file(sample_report: Report) -> None:
+    text = render(sample_report, "json")
+    document = json.loads(text)
+    assert text == render(sample_report, "json")  # same report, same text
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    assert lines[1] == f'  "schema_version": "{REPORT_SCHEMA_VERSION}",'
+    file_lines = [line for line in lines if line.startswith('    {"path": ')]
+    assert len(file_lines) == len(document["files"]) > 0
+    for line, entry in zip(file_lines, document["files"], strict=True):
+        assert json.loads(line.rstrip(",")) == entry
+    # Everything else keeps the two-space indentation of json.dumps(indent=2).
+    assert '  "verdict": {\n    "' in text

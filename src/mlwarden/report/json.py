@@ -35,9 +35,31 @@ class JsonRenderer(Renderer):
     media_type: ClassVar[str] = "application/json"
 
     def render(self, report: Report, *, color: bool = False) -> str:
-        """Indented JSON text ending with a newline; `color` is ignored."""
-        text = json.dumps(report_document(report), indent=2, ensure_ascii=False, allow_nan=False)
-        return encodable(text) + "\n"
+        """Indented JSON text ending with a newline, one line per scanned file; `color` is
+        ignored."""
+        return encodable(_dumps(report_document(report))) + "\n"
+
+
+ONE_LINE_LISTS = frozenset({"files"})
+"""Top-level lists written one item per line: a scan of a large folder lists thousands of
+files, and Python's indenting JSON encoder is pure Python (5x slower than the compact one)."""
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    """`document` indented by two spaces, except the items of `ONE_LINE_LISTS`."""
+
+    compact = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+    indented = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=2).encode
+    parts = []
+    for key, value in document.items():
+        if key in ONE_LINE_LISTS and value:
+            items = ",\n".join(f"    {compact(item)}" for item in value)
+            text = f"[\n{items}\n  ]"
+        else:
+            # Strings in JSON text never hold a raw newline, so this only re-indents.
+            text = indented(value).replace("\n", "\n  ")
+        parts.append(f"  {compact(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}" if parts else "{}"
 
 
 def report_document(report: Report) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -41,7 +43,6 @@ def test_forked_workers_answer_in_input_order_with_shared_arguments(forkable):
     out = list(map_ordered(square_with_pid, range(50), (1,), jobs=2, min_items=10, lost=lost))
     assert [value for value, _ in out] == [i * i + 1 for i in range(50)]
     assert os.getpid() not in {pid for _, pid in out}
-    assert parallel._shared is None  # nothing left behind for the next call
 
 
 def test_few_items_or_one_job_run_in_this_process(forkable):
@@ -51,15 +52,67 @@ def test_few_items_or_one_job_run_in_this_process(forkable):
         assert [value for value, _ in out] == [i * i for i in items]
 
 
-def test_a_dead_worker_neither_hangs_nor_drops_files(forkable):
+def test_a_dead_worker_loses_only_its_own_chunk(forkable):
     out = list(map_ordered(die_on_seven, range(40), jobs=2, min_items=10, lost=lost, chunk=4))
     assert len(out) == 40
-    assert out[:4] == [0, 1, 2, 3]
-    assert isinstance(out[7], str) and out[7].startswith("lost 7: ")
-    assert "--jobs 1" in out[7]
+    # Chunks of 4: the worker died on 7 while holding 4..7; every other item was answered.
+    assert [o for i, o in enumerate(out) if not 4 <= i < 8] == [
+        i for i in range(40) if not 4 <= i < 8
+    ]
     assert all(
-        o == i or (isinstance(o, str) and o.startswith(f"lost {i}:")) for i, o in enumerate(out)
+        isinstance(o, str) and o.startswith(f"lost {i}: ") for i, o in enumerate(out) if 4 <= i < 8
     )
+    assert "--jobs 1" in out[7]
+
+
+def die_always(item: int) -> int:
+    os._exit(5)
+
+
+def test_when_every_worker_dies_each_chunk_is_lost_once_and_the_scan_ends(forkable):
+    out = list(map_ordered(die_always, range(24), jobs=2, min_items=10, lost=lost, chunk=3))
+    assert [o.split(":")[0] for o in out] == [f"lost {i}" for i in range(24)]
+    assert_no_children_left()
+
+
+def fail_on_three(item: int) -> int:
+    if item == 3:
+        raise ValueError("unreadable")
+    return item
+
+
+def test_an_exception_in_a_worker_becomes_a_lost_result_for_that_item(forkable):
+    out = list(map_ordered(fail_on_three, range(20), jobs=2, min_items=10, lost=lost))
+    assert out[:3] == [0, 1, 2] and out[4:] == list(range(4, 20))
+    assert out[3] == "lost 3: it failed in a worker process: ValueError('unreadable')"
+
+
+def test_stopping_early_leaves_no_worker_behind(forkable):
+    results = map_ordered(square_with_pid, range(200), (0,), jobs=2, min_items=10, lost=lost)
+    assert next(results)[0] == 0
+    results.close()  # the consumer gives up (an error, Ctrl-C)
+    assert_no_children_left()
+
+
+def assert_no_children_left() -> None:
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_the_fork_path_does_not_import_multiprocessing(tmp_path):
+    code = (
+        "import sys\n"
+        "from mlwarden.scan.parallel import map_ordered\n"
+        "out = list(map_ordered(abs, list(range(-50, 0)), jobs=2, min_items=10, "
+        "lost=lambda i, r: None))\n"
+        "assert out == list(range(50, 0, -1)), out\n"
+        "assert 'multiprocessing' not in sys.modules\n"
+        "assert 'concurrent.futures' not in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_with_other_threads_running_workers_are_not_forked():

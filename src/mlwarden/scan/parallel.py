@@ -1,25 +1,31 @@
 """Run one function over many files in worker processes, results in input order.
 
 Scanning is pure Python, so threads do not help; processes do. Where the platform can fork and
-the calling process runs a single thread, workers are forked: they start in milliseconds with
-every module already imported, and the arguments shared by all calls (the policy, the limits)
-are inherited rather than pickled once per file. Elsewhere (macOS, Windows, or a caller that
+the calling process runs a single thread, workers are forked by hand (`os.fork` and one pair of
+pipes each): they start in milliseconds with every module already imported, they already hold
+the items and the arguments shared by all calls (the policy, the limits), so a task is two
+integers and only results are pickled, and nothing of `multiprocessing` is imported (its import
+alone cost as much as scanning 100 small files). Elsewhere (macOS, Windows, or a caller that
 already runs threads, where forking could copy a lock held by another thread) joblib's process
-pool is used. A worker that dies (killed, out of memory) never hangs the scan: each file it had
-not answered gets the caller's "lost" result (an error naming the file), never a silent gap.
-Not for: anything that is not a pure function of its arguments.
+pool is used.
+
+A worker that dies (killed, out of memory) never hangs the scan and never stops the other
+workers: each item of the chunk it was working on gets the caller's "lost" result (an error
+naming the file), never a silent gap. An exception escaping the function becomes a lost result
+too. Not for: anything that is not a pure function of its arguments.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
+import pickle
+import select
 import signal
+import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 Item = TypeVar("Item")
@@ -28,8 +34,8 @@ Result = TypeVar("Result")
 MAX_AUTO_JOBS = 8
 """`auto_jobs` never asks for more workers than this (scans are rarely wider than the disk)."""
 
-_shared: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
-"""The function and shared arguments a forked worker inherits (set only around a fork)."""
+_HEADER = struct.Struct("<Q")
+"""Length prefix of every message on a pipe."""
 
 
 def auto_jobs() -> int:
@@ -48,8 +54,8 @@ def auto_jobs() -> int:
 
 
 def can_fork() -> bool:
-    """True when forking workers is safe here: Linux-like platform and a single thread."""
-    if sys.platform == "darwin" or "fork" not in multiprocessing.get_all_start_methods():
+    """True when forking workers is safe here: a Linux-like platform and a single thread."""
+    if sys.platform == "darwin" or not hasattr(os, "fork"):
         return False  # macOS system libraries are not fork-safe; Windows cannot fork
     return threading.active_count() == 1
 
@@ -66,17 +72,17 @@ def map_ordered(
 ) -> Iterator[Result]:
     """Yield ``fn(item, *shared)`` for each item, in order.
 
-    `fn` must be a module-level function (picklable by reference). `jobs`: worker processes
-    (>= 1); 1, or fewer than `min_items` items, runs here in this process. `lost(item, reason)`
-    stands in for the result of an item whose worker died. `chunk`: the most items sent to a
-    worker at a time (>= 1).
+    `fn` must be a module-level function (picklable by reference, for the joblib path). `jobs`:
+    worker processes (>= 1); 1, or fewer than `min_items` items, runs here in this process.
+    `lost(item, reason)` stands in for the result of an item whose worker died or whose call
+    raised. `chunk`: the most items handed to a worker at a time (>= 1).
     """
     if jobs <= 1 or len(items) < min_items:
         for item in items:
             yield fn(item, *shared)
         return
     if can_fork():
-        yield from _forked(fn, items, shared, jobs, chunk, lost)
+        yield from _ForkPool(fn, items, shared, min(jobs, len(items)), chunk, lost).run()
         return
     from joblib import Parallel, delayed
 
@@ -84,41 +90,192 @@ def map_ordered(
     yield from parallel(delayed(fn)(item, *shared) for item in items)
 
 
-def _forked(
-    fn: Callable[..., Result],
-    items: Sequence[Item],
-    shared: tuple[Any, ...],
-    jobs: int,
-    chunk: int,
-    lost: Callable[[Item, str], Result],
-) -> Iterator[Result]:
-    global _shared
-    done = 0
-    # Small chunks keep every worker busy to the end; larger ones cut queue traffic.
-    chunksize = max(1, min(chunk, len(items) // (jobs * 4)))
-    context = multiprocessing.get_context("fork")
-    _shared = (fn, shared)  # inherited by the workers, which fork at the first submit
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_ignore_sigint)
-    try:
-        for result in pool.map(_call_shared, items, chunksize=chunksize):
-            done += 1
-            yield result
-    except BrokenProcessPool as exc:
-        reason = f"the worker process scanning it died ({exc}); re-run with --jobs 1"
-        for item in items[done:]:
-            yield lost(item, reason)
-    finally:
-        _shared = None
-        pool.shutdown(wait=True, cancel_futures=True)
+class _Worker:
+    """One forked worker: its pid, the pipe ends the parent holds, and the chunk it holds."""
+
+    def __init__(self, pid: int, tasks: int, results: int) -> None:
+        self.pid = pid
+        self.tasks = tasks
+        self.results = results
+        self.chunk: tuple[int, int] | None = None
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group; the parent stops the pool, workers stay quiet.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+class _ForkPool:
+    """Chunks of `items` handed out to forked workers as they finish the previous one."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[Any],
+        shared: tuple[Any, ...],
+        jobs: int,
+        chunk: int,
+        lost: Callable[[Any, str], Any],
+    ) -> None:
+        self.fn = fn
+        self.items = items
+        self.shared = shared
+        self.lost = lost
+        # Small chunks keep every worker busy to the end; larger ones cut pipe traffic.
+        size = max(1, min(chunk, len(items) // (jobs * 4)))
+        self.chunks = [(i, min(i + size, len(items))) for i in range(0, len(items), size)]
+        self.jobs = jobs
+
+    def run(self) -> Iterator[Any]:
+        workers: list[_Worker] = []
+        answered: dict[int, list[Any]] = {}
+        next_chunk = 0
+        next_out = 0
+        try:
+            for _ in range(self.jobs):
+                workers.append(self._spawn())
+            for worker in workers:
+                next_chunk = self._hand_out(worker, next_chunk)
+            busy = {w.results: w for w in workers if w.chunk is not None}
+            while next_out < len(self.chunks):
+                while next_out in answered:
+                    yield from answered.pop(next_out)
+                    next_out += 1
+                if next_out >= len(self.chunks):
+                    break
+                if not busy:
+                    # Every worker died: what is left runs in a fresh one.
+                    replacement = self._spawn()
+                    workers.append(replacement)
+                    next_chunk = self._hand_out(replacement, next_chunk)
+                    if replacement.chunk is None:
+                        raise RuntimeError("no scan worker could be started")
+                    busy[replacement.results] = replacement
+                for fd in _wait_readable(list(busy)):
+                    worker = busy.pop(fd)
+                    index, results = self._collect(worker)
+                    answered[index] = results
+                    if worker.tasks >= 0:
+                        next_chunk = self._hand_out(worker, next_chunk)
+                    if worker.chunk is not None:
+                        busy[worker.results] = worker
+        finally:
+            self._stop(workers)
+
+    def _spawn(self) -> _Worker:
+        task_read, task_write = os.pipe()
+        result_read, result_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                os.close(task_write)
+                os.close(result_read)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+                self._serve(task_read, result_write)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)  # never return into the caller's code
+        os.close(task_read)
+        os.close(result_write)
+        return _Worker(pid, task_write, result_read)
+
+    def _serve(self, tasks: int, results: int) -> None:
+        while True:
+            header = _read_exact(tasks, 16)
+            if len(header) < 16:
+                return  # the parent closed the pipe: no more work
+            start, end = struct.unpack("<QQ", header)
+            answers = []
+            for item in self.items[start:end]:
+                try:
+                    answers.append(self.fn(item, *self.shared))
+                except Exception as exc:  # the caller's function failed on one item
+                    answers.append(self.lost(item, f"it failed in a worker process: {exc!r}"))
+            payload = pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL)
+            _write_all(results, _HEADER.pack(len(payload)) + payload)
+
+    def _hand_out(self, worker: _Worker, next_chunk: int) -> int:
+        if next_chunk >= len(self.chunks):
+            worker.chunk = None
+            return next_chunk
+        start, end = self.chunks[next_chunk]
+        try:
+            _write_all(worker.tasks, struct.pack("<QQ", start, end))
+        except OSError:  # the worker is gone; its chunk goes to the next one asking
+            worker.chunk = None
+            return next_chunk
+        worker.chunk = (next_chunk, start)
+        return next_chunk + 1
+
+    def _collect(self, worker: _Worker) -> tuple[int, list[Any]]:
+        """The answers to `worker`'s chunk, or lost results if it died before answering."""
+        assert worker.chunk is not None
+        index, start = worker.chunk
+        end = self.chunks[index][1]
+        worker.chunk = None
+        header = _read_exact(worker.results, _HEADER.size)
+        if len(header) == _HEADER.size:
+            (size,) = _HEADER.unpack(header)
+            payload = _read_exact(worker.results, size)
+            if len(payload) == size:
+                answers: list[Any] = pickle.loads(payload)  # our own child wrote it
+                return index, answers
+        self._retire(worker)
+        reason = "the worker process scanning it died; re-run with --jobs 1 to find the file"
+        return index, [self.lost(item, reason) for item in self.items[start:end]]
+
+    def _retire(self, worker: _Worker) -> None:
+        for fd in (worker.tasks, worker.results):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        worker.tasks = worker.results = -1
+        _reap(worker.pid, kill=True)
+
+    def _stop(self, workers: list[_Worker]) -> None:
+        interrupted = sys.exc_info()[0] is not None
+        for worker in workers:
+            if worker.tasks >= 0:
+                os.close(worker.tasks)  # end of work: the worker exits
+                worker.tasks = -1
+        for worker in workers:
+            if worker.results >= 0:
+                os.close(worker.results)
+                worker.results = -1
+            _reap(worker.pid, kill=interrupted)
 
 
-def _call_shared(item: Any) -> Any:
-    if _shared is None:
-        raise RuntimeError("worker started without its shared arguments")
-    fn, shared = _shared
-    return fn(item, *shared)
+def _reap(pid: int, *, kill: bool) -> None:
+    if kill:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _wait_readable(fds: list[int]) -> list[int]:
+    """The descriptors among `fds` with data or end of file to read (blocks until one has)."""
+    if hasattr(select, "poll"):  # no FD_SETSIZE limit, unlike select()
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        while True:
+            events = poller.poll()
+            if events:
+                return [fd for fd, _ in events]
+    ready, _, _ = select.select(fds, [], [])
+    return list(ready)
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    """`n` bytes from `fd`, fewer only at end of file."""
+    parts = []
+    while n > 0:
+        part = os.read(fd, min(n, 1 << 20))
+        if not part:
+            break
+        parts.append(part)
+        n -= len(part)
+    return b"".join(parts)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

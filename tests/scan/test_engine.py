@@ -136,3 +136,34 @@ def test_scanning_never_imports_the_frameworks_it_reads(tmp_path):
         [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
     )
     assert run.stdout.strip() == "[]"
+
+
+def test_a_clean_scan_without_a_policy_file_skips_start_up_imports_it_does_not_need(tmp_path):
+    """A scan of many small files is start-up bound; these modules cost it and are not used."""
+    import subprocess
+    import sys
+
+    (tmp_path / "b.pkl").write_bytes(pickle.dumps({"w": [1.0]}))
+    code = (
+        "import sys; from mlwarden.cli import main; sys.argv = ['mlwarden', 'scan', '--models',"
+        " '-q', '-f', 'json', '-o', sys.argv[1] + '/r.json', sys.argv[1] + '/b.pkl']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "unneeded = {'tomllib', 'zipfile', 'hashlib', 'multiprocessing',"
+        " 'concurrent.futures'} & set(sys.modules)\n"
+        "print(sorted(unneeded))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip() == "[]"
+    assert (tmp_path / "r.json").exists()
+
+
+def test_the_packaged_allowlist_matches_the_files_beside_the_module():
+    from pathlib import Path
+
+    from mlwarden.scan import policy as policy_module
+
+    packaged = sorted(e.name for e in policy_module._packaged_policy_data().iterdir())
+    beside = sorted(p.name for p in (Path(policy_module.__file__).parent / "policy_data").iterdir())
+    assert packaged == beside and "deny.txt" in packaged

@@ -8,7 +8,6 @@ are computed here, once, so that renderers only format.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -242,6 +241,8 @@ def finding_id(finding: Finding) -> str:
         "" if where is None or where.column is None else str(where.column),
         finding.title,
     ]
+    import hashlib  # here: a report without findings never needs it
+
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]
 

@@ -24,17 +24,11 @@ import enum
 import functools
 import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mlwarden.errors import PolicyError
 from mlwarden.scan.limits import Limits
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 
 class Verdict(str, enum.Enum):
@@ -134,13 +128,23 @@ def normalise(module: str, name: str) -> tuple[str, str]:
     return _PY2_MODULES.get(module, module), name
 
 
+def _packaged_policy_data() -> Any:
+    """The policy data through importlib.resources (a zipped or otherwise unusual install)."""
+    from importlib import resources
+
+    return resources.files("mlwarden.scan") / "policy_data"
+
+
 @functools.lru_cache(maxsize=1)
 def _builtin_lists() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     """(allow exact, deny exact, deny module prefixes), each name -> justification."""
     allow: dict[str, str] = {}
     deny: dict[str, str] = {}
     deny_prefixes: dict[str, str] = {}
-    data = resources.files("mlwarden.scan") / "policy_data"
+    # Read from disk beside this module when it is there (every normal install): the
+    # importlib.resources readers pull in zipfile, a noticeable part of a small scan's start-up.
+    beside = Path(__file__).with_name("policy_data")
+    data: Any = beside if beside.is_dir() else _packaged_policy_data()
     for entry in sorted(data.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".txt"):
             continue
@@ -231,6 +235,11 @@ class Policy:
     @classmethod
     def from_file(cls, path: Path) -> Policy:
         """Read a TOML policy file (see the module docstring); errors name the bad key."""
+        if sys.version_info >= (3, 11):  # imported here: most scans read no policy file
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:

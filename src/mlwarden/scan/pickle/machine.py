@@ -277,10 +277,12 @@ class PickleMachine:
         memo = self.memo
         if len(memo) >= self.max_memo and index not in memo:
             raise OpcodeLimit("max_memo", self.op_offset)
-        stack = self.stack
-        if not stack or isinstance(stack[-1], _MarkType):
-            self._top()  # raises the precise error
-        memo[index] = stack[-1]
+        if self.stack:
+            value = self.stack[-1]
+            if not isinstance(value, _MarkType):
+                memo[index] = value
+                return
+        memo[index] = self._top()  # raises the precise error
 
     def _memo_get(self, index: int) -> None:
         try:

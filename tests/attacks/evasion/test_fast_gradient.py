@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+import mlwarden.targets
 from mlwarden.attacks.evasion import fgsm, get_attack
-from mlwarden.errors import InputError
+from mlwarden.errors import InputError, TargetError
 from mlwarden.targets.torch import TorchTarget
 
 N = 100
@@ -92,3 +93,63 @@ def test_fgsm_refuses_nan_eps(
     x, y = digits
     with pytest.raises(InputError, match="eps"):
         fgsm(digits_target, x, y, eps=float("nan"))
+
+
+class Counting(torch.nn.Module):
+    """The model, counting the samples of every forward pass (metered by the target or not)."""
+
+    def __init__(self, inner: torch.nn.Module, *, poison: bool = False) -> None:
+        super().__init__()
+        self.inner = inner
+        self.samples = 0
+        self.poison = poison
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.samples += int(x.shape[0])
+        out: torch.Tensor = self.inner(x)
+        return out * float("nan") if self.poison else out
+
+
+def test_fgsm_costs_one_gradient_pass_whose_logits_are_the_clean_predictions(
+    digits_model: Any, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    counting = Counting(digits_model.model)
+    target = mlwarden.targets.target(counting, input_shape=digits_model.input_shape, n_classes=10)
+    result = fgsm(target, x, y, eps=0.1)
+    # one forward and backward pass, then the runner's verification: no separate clean pass,
+    # no check of the step inside the attack
+    assert counting.samples == 2 * N
+    assert result.queries == N
+    np.testing.assert_array_equal(result.clean_predictions, predict(digits_model.model, x))
+    with torch.no_grad():
+        probs = torch.softmax(digits_model.model(torch.from_numpy(x)), dim=1).numpy()
+    np.testing.assert_allclose(result.clean_confidence, probs.max(axis=1), rtol=1e-5)
+
+
+def test_fgsm_stopped_by_the_budget_still_reports_every_clean_prediction(
+    digits_model: Any, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    model = digits_model.model
+    limited = mlwarden.targets.target(
+        model, input_shape=digits_model.input_shape, batch_size=32, query_budget=40
+    )
+    result = fgsm(limited, x, y, eps=0.2)
+    assert result.interrupted
+    assert limited.queries == 32
+    clean = predict(model, x)
+    np.testing.assert_array_equal(result.clean_predictions, clean)
+    # the batches the budget cut off were never attacked: only their misclassified samples count
+    np.testing.assert_array_equal(result.success[32:], clean[32:] != y[32:])
+    assert result.success[:32].sum() > (clean[:32] != y[:32]).sum()
+
+
+def test_fgsm_refuses_a_model_that_answers_nan_on_the_clean_inputs(
+    digits_model: Any, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    poisoned = Counting(digits_model.model, poison=True)
+    target = mlwarden.targets.target(poisoned, input_shape=digits_model.input_shape, n_classes=10)
+    with pytest.raises(TargetError, match="NaN"):
+        fgsm(target, x, y, eps=0.1)

@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
+import mlwarden.targets
 from mlwarden.attacks.evasion import fgsm, get_attack, pgd
 from mlwarden.errors import InputError
 from mlwarden.targets.torch import TorchTarget
@@ -88,11 +90,95 @@ def test_pgd_without_early_stop_runs_every_sample_every_step(
     steps = 10
     full = pgd(digits_target, x, y, eps=0.1, steps=steps, early_stop=False)
     attacked = int((full.clean_predictions == y).sum())
-    # one pass per step, plus one to check the last iterate
-    assert full.queries == attacked * (steps + 1)
+    # one gradient pass per step and no more: the runner's verification judges the last iterate
+    assert full.queries == attacked * steps
     early = pgd(digits_target, x, y, eps=0.1, steps=steps)
     assert early.queries < full.queries
     assert abs(early.robust_accuracy - full.robust_accuracy) <= 0.02
+
+
+class Counting(torch.nn.Module):
+    """The model, counting the samples of every forward pass (metered by the target or not)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.samples = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.samples += int(x.shape[0])
+        out: torch.Tensor = self.inner(x)
+        return out
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_pgd_every_step_runs_the_model_once_per_step_plus_the_runners_two_checks(
+    norm: str, digits_model: Any, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    counting = Counting(digits_model.model)
+    target = mlwarden.targets.target(counting, input_shape=digits_model.input_shape)
+    counting.samples = 0  # the target's probe for the number of classes
+    steps = 7
+    result = pgd(target, x, y, eps=0.5, norm=norm, steps=steps, early_stop=False)
+    attacked = int((result.clean_predictions == y).sum())
+    # the runner's clean pass and verification, and one pass per sample and step: the last
+    # iterate is not checked twice
+    assert counting.samples == 2 * N + steps * attacked
+
+
+def test_pgd_one_step_is_judged_by_the_runner_and_matches_an_independent_step(
+    digits_model: Any, digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    eps, size = 0.1, 0.05
+    model = digits_model.model
+    inputs = torch.from_numpy(x).requires_grad_(True)
+    logits = model(inputs)
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y), reduction="sum")
+    (grad,) = torch.autograd.grad(loss, inputs)
+    stepped = np.clip(x + size * np.sign(grad.numpy()), 0, 1)
+    with torch.no_grad():
+        clean_wrong = logits.argmax(dim=1).numpy() != y
+        fooled = model(torch.from_numpy(stepped)).argmax(dim=1).numpy() != y
+
+    result = pgd(digits_target, x, y, eps=eps, steps=1, step_size=size, random_start=False)
+
+    # no pass checked the one step: only the runner's verification can have found these
+    assert (fooled & ~clean_wrong).sum() >= 5
+    np.testing.assert_array_equal(result.success, fooled | clean_wrong)
+    step_taken = result.success & ~clean_wrong
+    np.testing.assert_allclose(result.x_adv[step_taken], stepped[step_taken], atol=1e-6)
+    assert result.queries == int((~clean_wrong).sum())
+
+
+@pytest.mark.parametrize(("norm", "eps"), BUDGETS)
+def test_pgd_early_stop_keeps_the_same_first_adversarial_points_as_running_every_step(
+    norm: str, eps: float, digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    early = pgd(digits_target, x, y, eps=eps, norm=norm, steps=10, seed=5)
+    full = pgd(digits_target, x, y, eps=eps, norm=norm, steps=10, seed=5, early_stop=False)
+    np.testing.assert_array_equal(early.success, full.success)
+    np.testing.assert_allclose(early.x_adv, full.x_adv, atol=1e-5)
+    assert early.queries < full.queries
+
+
+@pytest.mark.parametrize("early_stop", [True, False])
+def test_pgd_in_small_batches_finds_what_one_batch_finds(
+    early_stop: bool, digits_model: Any, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    whole = mlwarden.targets.target(digits_model.model, input_shape=digits_model.input_shape)
+    small = mlwarden.targets.target(
+        digits_model.model, input_shape=digits_model.input_shape, batch_size=16
+    )
+    # linf random starts are drawn in sample order, so batching changes nothing but the batches
+    one = pgd(whole, x, y, eps=0.1, steps=10, early_stop=early_stop)
+    many = pgd(small, x, y, eps=0.1, steps=10, early_stop=early_stop)
+    np.testing.assert_array_equal(one.success, many.success)
+    np.testing.assert_allclose(one.x_adv, many.x_adv, atol=1e-6)
+    assert one.queries == many.queries
 
 
 def test_pgd_targeted_reaches_the_target(

@@ -130,6 +130,55 @@ def test_clean_misclassified_samples_count_as_fooled_with_norm_zero(
     assert (result.minimal_norms()[misclassified] == 0).all()
 
 
+def test_a_proposal_is_judged_by_the_runner_and_never_replaces_a_recorded_find(
+    digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    genuine = pgd(digits_target, x, y, eps=0.3, steps=20)
+    hit = np.flatnonzero(genuine.success & (genuine.clean_predictions == y))
+    assert len(hit) >= 10
+    seen: dict[str, np.ndarray] = {}
+
+    def proposer(state: AttackState, target: Any) -> None:
+        state.record(hit[:3], genuine.x_adv[hit[:3]])
+        state.propose(np.arange(N), np.clip(state.x + 1e-3, 0, 1))  # harmless, for everyone
+        state.propose(hit[3:], genuine.x_adv[hit[3:]])
+        seen["found"] = state.found.copy()
+
+    result = run_attack(proposer, SPEC, digits_target, x, y, eps=0.3, norm="linf")
+    misclassified = result.clean_predictions != y
+    expected_found = misclassified.copy()
+    expected_found[hit[:3]] = True
+    np.testing.assert_array_equal(seen["found"], expected_found)  # proposals claim nothing
+    np.testing.assert_array_equal(result.x_adv[hit], genuine.x_adv[hit])
+    assert result.success[hit].all()
+    others = np.setdiff1d(np.flatnonzero(~misclassified), hit)
+    assert not result.success[others].any()
+    np.testing.assert_array_equal(result.x_adv[others], x[others])
+
+
+def test_an_attack_meant_to_supply_clean_predictions_that_did_not_gets_them_from_the_runner(
+    digits_model: Any, digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    spec = AttackSpec(
+        name="test", title="test attack", white_box=True, norms=("linf",), clean_pass=True
+    )
+    seen: dict[str, np.ndarray] = {}
+
+    def idle(state: AttackState, target: Any) -> None:
+        seen["known"] = state.clean_known.copy()
+        seen["found"] = state.found.copy()
+
+    result = run_attack(idle, spec, digits_target, x, y, eps=0.1, norm="linf")
+    assert not seen["known"].any() and not seen["found"].any()
+    with torch.no_grad():
+        truth = digits_model.model(torch.from_numpy(x)).argmax(dim=1).numpy()
+    np.testing.assert_array_equal(result.clean_predictions, truth)
+    np.testing.assert_array_equal(result.success, truth != y)
+    assert result.queries == 0
+
+
 def test_the_model_is_attacked_in_eval_mode_and_restored_untouched(
     digits_model: Any, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:

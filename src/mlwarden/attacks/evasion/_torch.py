@@ -43,6 +43,22 @@ def labels_tensor(labels: np.ndarray, target: WhiteBoxTarget) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)).to(target.device)
 
 
+def clean_pass(
+    state: AttackState, target: WhiteBoxTarget, index: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clean inputs of samples `index` as a tensor that requires grad, and the target's
+    logits there (``len(index)`` queries, like any gradient pass).
+
+    The logits are also the target's clean answer: they go to the runner as the clean
+    predictions (`AttackState.note_clean`), so an attack whose spec sets ``clean_pass`` and
+    whose first pass is at the clean inputs costs no separate clean forward pass.
+    """
+    x = to_tensor(state.x[index], target).requires_grad_(True)
+    logits = target.logits(x)
+    state.note_clean(index, torch.softmax(logits.detach().float(), dim=1).cpu().numpy())
+    return x, logits
+
+
 def generator(state: AttackState, stream: int) -> torch.Generator:
     """A CPU torch generator seeded from the attack's seed; different streams are independent."""
     seed = int(state.rng(stream).integers(0, 2**62))

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mlwarden.attacks.evasion.constraints import FeatureConstraints
-from mlwarden.errors import InputError, QueryBudgetExceeded
+from mlwarden.errors import InputError, QueryBudgetExceeded, TargetError
 from mlwarden.targets.base import Target, validate_batch, validate_labels
 
 Norm = Literal["linf", "l2", "l1", "l0"]
@@ -62,11 +62,12 @@ class ThreatModel:
         """`x_adv` moved into the threat model around `x`, as float32; never moves a valid point."""
         clean = np.asarray(x, dtype=np.float64)
         delta = np.asarray(x_adv, dtype=np.float64) - clean
-        delta = np.nan_to_num(delta, nan=0.0, posinf=0.0, neginf=0.0)
+        if not np.isfinite(delta).all():
+            delta = np.nan_to_num(delta, nan=0.0, posinf=0.0, neginf=0.0)
         if self.eps is not None:
             delta = _project_ball(delta, self.norm, self.eps)
         low, high = self.input_range
-        out = np.clip(clean + delta, low, high)
+        out = np.clip(np.add(clean, delta, out=delta), low, high, out=delta)
         if self.constraints is not None:
             out = self.constraints.project(out, clean)
             out = np.clip(out, low, high)
@@ -123,7 +124,7 @@ class AttackState:
 
     `best` starts as the clean inputs. Attacks call `record` (fixed-budget attacks) or
     `record_smaller` (minimum-norm attacks) as soon as they find adversarial inputs, so an
-    interrupted run still has them.
+    interrupted run still has them, and `propose` for a last iterate nothing has judged yet.
     """
 
     x: np.ndarray
@@ -134,19 +135,26 @@ class AttackState:
     """Target labels for a targeted attack, else None."""
     threat: ThreatModel
     clean_predictions: np.ndarray
-    """The target's labels on the clean inputs (not charged to the attack's queries)."""
+    """The target's labels on the clean inputs; -1 where not known yet (an attack whose first
+    pass is at the clean inputs supplies them through `note_clean`)."""
     seed: int
     progress: ProgressFn | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)
     """Anything else the attack produced that a user wants (a universal patch, its positions)."""
+    clean_probs: np.ndarray | None = None
+    """The target's probabilities on the clean inputs ``(n, n_classes)``, rows of zeros where
+    not known yet; None when the runner did not keep them."""
     best: np.ndarray = field(init=False)
     best_norm: np.ndarray = field(init=False)
     found: np.ndarray = field(init=False)
+    clean_known: np.ndarray = field(init=False)
+    """Boolean ``(n,)``: whose clean prediction is known (all, unless the attack supplies them)."""
 
     def __post_init__(self) -> None:
         self.best = self.x.copy()
         self.best_norm = np.full(len(self.x), np.inf)
-        self.found = self.is_adversarial(self.clean_predictions)
+        self.clean_known = np.asarray(self.clean_predictions >= 0)
+        self.found = self.is_adversarial(self.clean_predictions) & self.clean_known
         self.best_norm[self.found] = 0.0
 
     @property
@@ -181,6 +189,46 @@ class AttackState:
         self.best_norm[index] = perturbation_norms(
             self.best[index] - self.x[index], self.threat.norm
         )
+
+    def propose(self, index: np.ndarray, x_adv: np.ndarray) -> None:
+        """Offer `x_adv` for those of samples `index` not yet fooled, without claiming anything.
+
+        For an attack's last iterate: checking it would repeat the runner's verification, a
+        fresh query that decides whether it is adversarial (if not, the result is the clean
+        input). `found` is unchanged, so a later `record` or `propose` replaces it.
+        """
+        index = np.asarray(index, dtype=np.int64)
+        open_ = ~self.found[index]
+        self.best[index[open_]] = np.asarray(x_adv)[open_]
+
+    def note_clean(self, index: np.ndarray, probs: np.ndarray) -> None:
+        """Take the target's probabilities ``(len(index), n_classes)`` at the clean inputs of
+        samples `index`, from a pass the attack made there anyway (`_torch.clean_pass`).
+
+        Samples whose clean prediction is known keep it; those it misclassifies count as fooled
+        with norm 0, like the ones the runner found before the attack.
+        """
+        index = np.asarray(index, dtype=np.int64)
+        scores = np.asarray(probs, dtype=np.float32)
+        width = scores.shape[1] if self.clean_probs is None else self.clean_probs.shape[1]
+        if scores.shape != (len(index), width):
+            raise TargetError(
+                f"the target answered shape {scores.shape} for {len(index)} clean inputs; "
+                f"expected ({len(index)}, {width}) class scores"
+            )
+        if not np.isfinite(scores).all():
+            raise TargetError("the target answered NaN or infinite scores on clean inputs")
+        new = ~self.clean_known[index]
+        index, scores = index[new], scores[new]
+        predictions = scores.argmax(axis=1)
+        self.clean_predictions[index] = predictions
+        if self.clean_probs is not None:
+            self.clean_probs[index] = scores
+        self.clean_known[index] = True
+        wrong = index[self.is_adversarial(predictions, index)]
+        self.found[wrong] = True
+        self.best[wrong] = self.x[wrong]
+        self.best_norm[wrong] = 0.0
 
     def record_smaller(self, index: np.ndarray, x_adv: np.ndarray) -> None:
         """Keep those of `x_adv` whose perturbation is smaller than the best one so far."""
@@ -290,6 +338,10 @@ class AttackSpec:
     targeted: bool = True
     """Supports ``y_target``."""
     needs_eps: bool = True
+    clean_pass: bool = False
+    """The raw attack's first pass is a gradient pass at the clean inputs, and it gives the
+    runner the clean predictions from it (`_torch.clean_pass`) instead of the runner asking the
+    target separately: one forward pass less (white-box targets only)."""
 
 
 def check_eps(eps: float | None, norm: Norm, target: Target, *, required: bool) -> float | None:
@@ -356,26 +408,38 @@ def run_attack(
         constraints.validate(x)
     threat = ThreatModel(norm, eps, target.input_range, constraints)
     started = time.perf_counter()
-    with target.unmetered():
-        clean_probs = target.predict_proba(x)
-    state = AttackState(
-        x=x,
-        y=y,
-        y_target=y_target,
-        threat=threat,
-        clean_predictions=clean_probs.argmax(axis=1),
-        seed=int(seed),
-        progress=progress,
-    )
-    queries_before = target.queries
-    interrupted = False
+    # one session for the clean pass, the attack and the verification: entering one (eval mode,
+    # frozen weights) walks the whole model, which costs more than a small model's forward pass
     with target.session():
+        if spec.clean_pass and target.white_box:
+            clean_probs = np.zeros((len(x), target.n_classes), dtype=np.float32)
+            clean_predictions = np.full(len(x), -1, dtype=np.int64)
+        else:
+            with target.unmetered():
+                clean_probs = target.predict_proba(x)
+            clean_predictions = clean_probs.argmax(axis=1)
+        state = AttackState(
+            x=x,
+            y=y,
+            y_target=y_target,
+            threat=threat,
+            clean_predictions=clean_predictions,
+            seed=int(seed),
+            progress=progress,
+            clean_probs=clean_probs,
+        )
+        queries_before = target.queries
+        interrupted = False
         try:
             raw(state, target, **params)
         except (QueryBudgetExceeded, KeyboardInterrupt):
             interrupted = True
-    queries = target.queries - queries_before
-    return verify(spec.name, state, target, clean_probs, queries, started, interrupted, params)
+        queries = target.queries - queries_before
+        missing = np.flatnonzero(~state.clean_known)
+        if len(missing):  # an attack that takes them from its own pass was stopped before it did
+            with target.unmetered():
+                state.note_clean(missing, target.predict_proba(x[missing]))
+        return verify(spec.name, state, target, clean_probs, queries, started, interrupted, params)
 
 
 def verify(
@@ -391,8 +455,8 @@ def verify(
     """Project the attack's finds onto the threat model and ask the target again."""
     threat, x = state.threat, state.x
     x_adv = threat.project(state.best, x)
-    moved = perturbation_norms(x_adv - state.best, "linf") > PROJECTION_TOLERANCE * (
-        threat.input_range[1] - threat.input_range[0]
+    moved = np.abs(x_adv - state.best).reshape(len(x), -1).max(axis=1, initial=0.0) > (
+        PROJECTION_TOLERANCE * (threat.input_range[1] - threat.input_range[0])
     )
     with target.unmetered():
         probs = target.predict_proba(x_adv)

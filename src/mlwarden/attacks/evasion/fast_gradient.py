@@ -1,7 +1,9 @@
 """FGSM / FGM (Goodfellow et al. 2015): one gradient step of size eps. Fast, weak, a baseline.
 
-Not for: measuring robustness (use PGD or the `standard` suite); it is here because it is the
-cheapest sanity check and the first thing users try.
+One forward and backward pass per sample, at the clean inputs: its logits are also the clean
+predictions the runner needs, and the step it gives is left to the runner's verification (one
+forward pass) to judge. Not for: measuring robustness (use PGD or the `standard` suite); it is
+here because it is the cheapest sanity check and the first thing users try.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlwarden.attacks.evasion._torch import batches, lp_normalise, to_tensor
+from mlwarden.attacks.evasion._torch import batches, clean_pass, labels_tensor, lp_normalise
 from mlwarden.attacks.evasion.base import (
     AttackResult,
     AttackSpec,
@@ -21,23 +23,24 @@ from mlwarden.attacks.evasion.base import (
 )
 from mlwarden.targets.base import Target, WhiteBoxTarget
 
-SPEC = AttackSpec(name="fgsm", title="FGSM", white_box=True, norms=("linf", "l2", "l1"))
+SPEC = AttackSpec(
+    name="fgsm", title="FGSM", white_box=True, norms=("linf", "l2", "l1"), clean_pass=True
+)
 
 
 def _fgsm(state: AttackState, target: WhiteBoxTarget, /) -> None:
     eps = float(state.threat.eps or 0.0)
     low, high = state.threat.input_range
-    sign = -1.0 if state.targeted else 1.0
+    step = -eps if state.targeted else eps
     for index in batches(state, target):
-        x = to_tensor(state.x[index], target).requires_grad_(True)
-        goal = torch.from_numpy(state.goal[index]).to(target.device)
-        loss = torch.nn.functional.cross_entropy(target.logits(x), goal, reduction="sum")
+        x, logits = clean_pass(state, target, index)
+        goal = labels_tensor(state.goal[index], target)
+        loss = torch.nn.functional.cross_entropy(logits, goal, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
-        x_adv = (x.detach() + sign * eps * lp_normalise(grad, state.threat.norm)).clamp(low, high)
-        with torch.no_grad():
-            predictions = target.logits(x_adv).argmax(dim=1).cpu().numpy()
-        fooled = state.is_adversarial(predictions, index)
-        state.record(index[fooled], x_adv.cpu().numpy()[fooled])
+        direction = lp_normalise(grad, state.threat.norm)
+        # x is this batch's own copy of the clean inputs: stepping in place is safe
+        x_adv = x.detach().add_(direction, alpha=step).clamp_(low, high)
+        state.propose(index, x_adv.cpu().numpy())
         state.tick(int(index[-1]) + 1, len(state.x))
 
 

@@ -1,10 +1,12 @@
 """PGD (Madry et al. 2018): projected gradient ascent on a loss inside an eps ball.
 
 Linf, L2 and L1 balls (L1 with the sparse steps of Tramer & Boneh 2019 and an exact projection),
-random starts and restarts, cross-entropy, DLR or margin loss, targeted or not. Samples retire
-from the batch as soon as they are adversarial (``early_stop``), so a run costs less than
-``steps`` gradient passes per sample. Not for: parameter-free evaluation (APGD in `auto_pgd`
-adapts its step size) or minimum-norm questions (`carlini_wagner`, `deep_fool`).
+random starts and restarts, cross-entropy, DLR or margin loss, targeted or not. A run costs at
+most ``steps`` gradient passes per sample and no other pass: each step's logits also say who is
+adversarial already, and the last iterate is judged by the runner's verification. Samples retire
+from the batch as soon as they are adversarial (``early_stop``), so a run usually costs less.
+Not for: parameter-free evaluation (APGD in `auto_pgd` adapts its step size) or minimum-norm
+questions (`carlini_wagner`, `deep_fool`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,8 @@ from mlwarden.attacks.evasion._torch import (
     check_loss,
     check_positive,
     generator,
-    hits,
     labels_tensor,
     objective,
-    per_sample,
     project_threat,
     random_in_ball,
     sparse_l1_direction,
@@ -81,118 +81,208 @@ def _pgd(
     total = restarts * steps * n
     for restart in range(restarts):
         noise = generator(state, restart) if random_start or restart > 0 else None
+        # only a run that another follows checks its last iterate: the next run needs to know
+        # who is still standing; after the last run, the runner's verification is that check
+        judge_last = restart < restarts - 1
         todo = np.flatnonzero(~state.found)
         done = restart * steps * n + steps * (n - len(todo))
         for index in batches(state, target):
-            _attack_batch(state, target, index, settings, noise, done, total)
+            _Batch(state, target, index, settings, noise).run(done, total, judge_last=judge_last)
             done += steps * len(index)
         state.tick(min(done, total), total)
 
 
-@dataclass
-class _Active:
-    """The samples of one batch still under attack, row-aligned."""
+class _Batch:
+    """One batch under attack: flat ``(m, d)`` tensors of the samples still running, row-aligned.
 
-    rows: torch.Tensor
-    """Position of each sample in the batch."""
-    x0: torch.Tensor
-    labels: torch.Tensor
-    goal: torch.Tensor
-    found: torch.Tensor
-    """Already recorded as adversarial (only matters without early stop)."""
-    box: tuple[torch.Tensor, torch.Tensor] | None
-    """Linf only: the intersection of the ball and the input range, as lower and upper bounds."""
+    A step costs one forward and backward pass, three in-place tensor operations for the
+    projected step (linf) and two or three to note who is adversarial from the same logits;
+    what was found reaches `state` once, at the end (or on interruption).
+    """
 
-    def keep(self, mask: torch.Tensor) -> _Active:
-        """The same samples restricted to the rows in `mask`."""
-        box = None if self.box is None else (self.box[0][mask], self.box[1][mask])
-        return _Active(
-            self.rows[mask],
-            self.x0[mask],
-            self.labels[mask],
-            self.goal[mask],
-            self.found[mask],
-            box,
-        )
+    def __init__(
+        self,
+        state: AttackState,
+        target: WhiteBoxTarget,
+        index: np.ndarray,
+        settings: _Settings,
+        noise: torch.Generator | None,
+    ) -> None:
+        threat = state.threat
+        self.state, self.target, self.index, self.settings = state, target, index, settings
+        self.norm, self.eps = threat.norm, float(threat.eps or 0.0)
+        self.low, self.high = threat.input_range
+        self.shape = (-1, *state.x.shape[1:])
+        self.flat = state.x.ndim == 2
+        """Samples are vectors already: the flat rows go to the model as they are."""
+        self.targeted = state.targeted
+        # targeted cross-entropy is minimised: step down its gradient rather than negate it
+        self.descend = self.targeted and settings.loss == "ce"
+        x0 = to_tensor(state.x[index].reshape(len(index), -1), target)
+        self.device = x0.device
+        self.positions = np.arange(len(index))
+        """Row of each running sample in `index`."""
+        self.goal = labels_tensor(state.goal[index], target)
+        self.labels = labels_tensor(state.y[index], target) if self.targeted else None
+        """True labels, kept where the loss needs them besides the goal."""
+        self.x0: torch.Tensor | None = None
+        self.lower: torch.Tensor | None = None
+        self.upper: torch.Tensor | None = None
+        if self.norm == "linf":
+            # the intersection of the ball and the input range, once: each step is one clamp
+            self.lower = (x0 - self.eps).clamp_(self.low, self.high)
+            self.upper = (x0 + self.eps).clamp_(self.low, self.high)
+            start = x0 if noise is None else x0 + random_in_ball(x0, "linf", self.eps, noise)
+            self.x_adv = start.clamp(self.lower, self.upper)
+        else:
+            self.x0 = x0
+            self.x_adv = x0.clone()
+            if noise is not None:
+                start = x0 + random_in_ball(x0, self.norm, self.eps, noise)
+                self.x_adv = project_threat(start, x0, self.norm, self.eps, self.low, self.high)
+        self.found_rows: list[np.ndarray] = []
+        self.found_x: list[torch.Tensor] = []
+        """With early stop: retired rows and their adversarial points, until `_flush`."""
+        self.alive: torch.Tensor | None = None
+        """Without early stop: which rows nothing has fooled yet."""
+        self.best: torch.Tensor | None = None
+        """Without early stop: the first adversarial point of each row that has one."""
+        self.alive_rows: torch.Tensor | None = None
+        """`alive` as a column ``(m, 1)`` (a view of it), to select whole rows."""
 
+    def run(self, done: int, total: int, *, judge_last: bool) -> None:
+        """All steps; with `judge_last`, one forward pass more to check the last iterate, else
+        the last iterate of every sample still running is proposed to the runner."""
+        steps = self.settings.steps
+        if not self.settings.early_stop:
+            self.alive = torch.ones(len(self.index), dtype=torch.bool, device=self.device)
+            self.alive_rows = self.alive.unsqueeze(1)  # a view: follows `alive`
+            self.best = torch.empty_like(self.x_adv)
+        try:
+            for step in range(steps):
+                x_in = self.x_adv.detach().requires_grad_(True)
+                logits = self.target.logits(x_in if self.flat else x_in.view(self.shape))
+                goal, labels = self.goal, self.labels  # row-aligned with logits
+                keep = self._check(logits)
+                if keep is not None and len(keep) == 0:
+                    return  # every sample of the batch is fooled
+                # no grad_outputs: passing one makes torch import sympy on first use (~0.5 s)
+                (grad,) = torch.autograd.grad(self._objective(logits, goal, labels), x_in)
+                if keep is not None:
+                    grad = grad.index_select(0, keep)
+                self._ascend(grad)
+                self.state.tick(done + (step + 1) * len(self.index), total)
+            if judge_last:
+                with torch.no_grad():
+                    self._check(self.target.logits(self.x_adv.view(self.shape)))
+                return
+            if self.alive is None:
+                rows, points = self.positions, self.x_adv
+            else:
+                rows = np.flatnonzero(np.asarray(self.alive.cpu().numpy(), dtype=bool))
+                points = self.x_adv.index_select(0, torch.from_numpy(rows).to(self.device))
+            self.state.propose(self.index[rows], self._points(points))
+        finally:
+            self._flush()
 
-def _attack_batch(
-    state: AttackState,
-    target: WhiteBoxTarget,
-    index: np.ndarray,
-    settings: _Settings,
-    noise: torch.Generator | None,
-    done: int,
-    total: int,
-) -> None:
-    threat = state.threat
-    norm, eps = threat.norm, float(threat.eps or 0.0)
-    low, high = threat.input_range
-    x0 = to_tensor(state.x[index], target)
-    box = None
-    if norm == "linf":
-        box = ((x0 - eps).clamp_(low, high), (x0 + eps).clamp_(low, high))
-    batch = _Active(
-        rows=torch.arange(len(index), device=x0.device),
-        x0=x0,
-        labels=labels_tensor(state.y[index], target),
-        goal=labels_tensor(state.goal[index], target),
-        found=torch.zeros(len(index), dtype=torch.bool, device=x0.device),
-        box=box,
-    )
-    if noise is not None:
-        start = x0 + random_in_ball(x0, norm, eps, noise)
-        x_adv = project_threat(start, x0, norm, eps, low, high)
-    else:
-        x_adv = x0.clone()
-    x_adv.requires_grad_(True)
-    for step in range(settings.steps + 1):
-        last = step == settings.steps
-        with torch.set_grad_enabled(not last):
-            logits = target.logits(x_adv)
-        with torch.no_grad():
-            hit = hits(logits.argmax(dim=1), batch.goal, targeted=state.targeted)
-            new = hit & ~batch.found
-            if bool(new.any()):
-                chosen = batch.rows[new].cpu().numpy()
-                state.record(index[chosen], x_adv.detach()[new].cpu().numpy())
-                batch.found |= new
-        if last or (settings.early_stop and bool(hit.all())):
+    def _check(self, logits: torch.Tensor) -> torch.Tensor | None:
+        """Note which rows `logits` say are adversarial. With early stop, they retire and the
+        rows kept are returned (None when nobody retired); without, their first adversarial
+        point is remembered and None returned.
+
+        A few tensor operations a step (with early stop, an argmax and one comparison answered
+        on the host until someone succeeds): on a small model, every operation more would show
+        against the forward and backward pass.
+        """
+        predictions = logits.detach().argmax(dim=1)
+        if self.alive is None:
+            if not self.targeted and torch.equal(predictions, self.goal):
+                return None
+            return self._retire(self._hits(predictions))
+        # no host round trip: every row not fooled before this step copies its point (the
+        # first fooled one copies it one last time), then leaves `alive` if it is fooled now
+        assert self.best is not None and self.alive_rows is not None
+        torch.where(self.alive_rows, self.x_adv, self.best, out=self.best)
+        torch.gt(self.alive, self._hits(predictions), out=self.alive)
+        return None
+
+    def _hits(self, predictions: torch.Tensor) -> torch.Tensor:
+        """Boolean ``(m,)``: which predictions meet the goal."""
+        return predictions == self.goal if self.targeted else predictions != self.goal
+
+    def _objective(
+        self, logits: torch.Tensor, goal: torch.Tensor, labels: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The summed loss each step climbs (or, with `descend`, goes down)."""
+        loss = self.settings.loss
+        if loss == "ce":
+            return torch.nn.functional.cross_entropy(logits, goal, reduction="sum")
+        if labels is None:
+            return objective(loss, logits, goal, None).sum()
+        return objective(loss, logits, labels, goal).sum()
+
+    def _retire(self, hit: torch.Tensor) -> torch.Tensor | None:
+        """Keep the fooled rows' current points and drop them from the batch; returns the rows
+        kept (empty when none are left), None when no row was fooled."""
+        mask = np.asarray(hit.cpu().numpy(), dtype=bool)
+        gone = np.flatnonzero(mask)
+        if len(gone) == 0:
+            return None
+        self.found_rows.append(self.positions[gone])
+        self.found_x.append(self.x_adv.index_select(0, torch.from_numpy(gone).to(self.device)))
+        kept = np.flatnonzero(~mask)
+        keep = torch.from_numpy(kept).to(self.device)
+        self.positions = self.positions[kept]
+        if len(kept) == 0:
+            return keep
+        self.x_adv = self.x_adv.index_select(0, keep)
+        self.goal = self.goal.index_select(0, keep)
+        if self.labels is not None:
+            self.labels = self.labels.index_select(0, keep)
+        if self.x0 is not None:
+            self.x0 = self.x0.index_select(0, keep)
+        if self.lower is not None and self.upper is not None:
+            self.lower = self.lower.index_select(0, keep)
+            self.upper = self.upper.index_select(0, keep)
+        return keep
+
+    def _flush(self) -> None:
+        """Hand every point found in this batch to the state, in one go."""
+        if self.alive is not None and self.best is not None:
+            rows = np.flatnonzero(~np.asarray(self.alive.cpu().numpy(), dtype=bool))
+            if len(rows):
+                points = self.best.index_select(0, torch.from_numpy(rows).to(self.device))
+                self.state.record(self.index[rows], self._points(points))
             return
-        wanted = batch.goal if state.targeted else None
-        value = objective(settings.loss, logits, batch.labels, wanted).sum()
-        (grad,) = torch.autograd.grad(value, x_adv)
-        with torch.no_grad():
-            if settings.early_stop and bool(hit.any()):
-                batch, grad = batch.keep(~hit), grad[~hit]
-                x_adv = x_adv.detach()[~hit].requires_grad_(True)
-            _ascend(x_adv, grad, batch, settings, norm, eps, (low, high))
-        state.tick(done + (step + 1) * len(index), total)
+        if self.found_rows:
+            rows = np.concatenate(self.found_rows)
+            self.state.record(self.index[rows], self._points(torch.cat(self.found_x)))
+            self.found_rows, self.found_x = [], []
 
+    def _points(self, flat: torch.Tensor) -> np.ndarray:
+        """Flat rows ``(k, d)`` as inputs ``(k, *input_shape)`` in NumPy."""
+        return np.asarray(flat.detach().cpu().numpy()).reshape(len(flat), *self.state.x.shape[1:])
 
-def _ascend(
-    x_adv: torch.Tensor,
-    grad: torch.Tensor,
-    batch: _Active,
-    settings: _Settings,
-    norm: str,
-    eps: float,
-    bounds: tuple[float, float],
-) -> None:
-    """One projected step, in place on `x_adv` (the gradient buffer `grad` is consumed)."""
-    if batch.box is not None:
-        x_adv.add_(grad.sign_(), alpha=settings.step_size)
-        torch.maximum(x_adv, batch.box[0], out=x_adv)
-        torch.minimum(x_adv, batch.box[1], out=x_adv)
-        return
-    low, high = bounds
-    if norm == "l2":
-        length = grad.flatten(1).norm(dim=1).clamp_min_(1e-12)
-        direction = grad.div_(per_sample(length, grad))
-    else:
-        direction = sparse_l1_direction(grad, x_adv, low, high, settings.l1_quantile)
-    x_adv.add_(direction, alpha=settings.step_size)
-    x_adv.copy_(project_threat(x_adv, batch.x0, norm, eps, low, high))
+    def _ascend(self, grad: torch.Tensor) -> None:
+        """One projected step, in place on `x_adv` (the gradient buffer `grad` is consumed)."""
+        x_adv, size = self.x_adv, self.settings.step_size
+        if self.descend:
+            size = -size
+        if self.lower is not None and self.upper is not None:
+            x_adv.add_(grad.sign_(), alpha=size).clamp_(self.lower, self.upper)
+            return
+        assert self.x0 is not None
+        if self.norm == "l2":
+            length = torch.linalg.vector_norm(grad, dim=1, keepdim=True).clamp_min_(1e-12)
+            x_adv.addcdiv_(grad, length, value=size)
+            # onto the ball (rows longer than eps shrink toward x0), then into the range
+            x_adv.sub_(self.x0).renorm_(2, 0, self.eps).add_(self.x0).clamp_(self.low, self.high)
+            return
+        if self.descend:
+            grad.neg_()
+        direction = sparse_l1_direction(grad, x_adv, self.low, self.high, self.settings.l1_quantile)
+        x_adv.add_(direction, alpha=self.settings.step_size)
+        x_adv.copy_(project_threat(x_adv, self.x0, "l1", self.eps, self.low, self.high))
 
 
 @register_attack(SPEC)

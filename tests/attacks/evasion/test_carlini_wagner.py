@@ -10,6 +10,7 @@ import torch
 
 import mlwarden.targets
 from mlwarden.attacks.evasion import cw, get_attack, pgd
+from mlwarden.attacks.evasion.carlini_wagner import stage_lengths
 from mlwarden.errors import InputError
 from mlwarden.targets.torch import TorchTarget
 
@@ -90,14 +91,29 @@ def test_cw_unbounded_fools_every_digit_and_gives_robust_accuracy_at_any_eps(
     assert result.n_projected == 0
 
 
-def test_cw_search_steps_build_on_each_other_so_few_steps_still_fool_most_digits(
+def test_cw_search_steps_build_on_each_other_so_few_steps_fool_every_digit(
     digits_target: TorchTarget, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
-    # 20 Adam steps at the default rate barely leave the flat edges of tanh on digit images;
-    # restarting every binary-search step from the clean input fooled about one in ten
+    # the benchmark's budget: 20 Adam steps at the default rate barely leave the flat edges of
+    # tanh on digit images. Restarting fooled samples from the clean input and raising c tenfold
+    # after every unfooled step fooled 83% of these, median 1.02 (unfooled counted as infinite)
     x, y = digits
     result = cw(digits_target, x, y, steps=20, binary_search_steps=5, initial_const=1.0)
-    assert result.success.mean() > 0.7
+    assert result.success.all()
+    assert np.median(result.norms) < 0.9
+
+
+@pytest.mark.parametrize(("steps", "rounds"), [(20, 5), (100, 9), (1, 5), (3, 2), (7, 1)])
+def test_cw_first_search_step_gets_a_double_share_of_the_same_total(
+    steps: int, rounds: int
+) -> None:
+    lengths = stage_lengths(steps, rounds)
+    assert len(lengths) == rounds
+    assert sum(lengths) == steps * rounds
+    assert min(lengths) >= 1
+    assert lengths[0] >= steps
+    if rounds > 1 and steps >= 3:
+        assert lengths[0] >= 1.5 * max(lengths[1:])
 
 
 def test_cw_with_a_budget_counts_larger_perturbations_as_failures(

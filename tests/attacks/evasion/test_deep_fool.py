@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mlwarden.attacks.evasion import deepfool, get_attack, pgd
-from mlwarden.attacks.evasion.deep_fool import STEP_SLACK
+from mlwarden.attacks.evasion.deep_fool import PULL_BACK_STEPS, STEP_SLACK
 from mlwarden.errors import InputError
 from mlwarden.targets.torch import TorchTarget
 
@@ -60,9 +60,26 @@ def test_deepfool_finds_the_exact_distance_to_an_affine_boundary(norm: str, dual
     overshoot = 0.02
     result = deepfool(target, x, y, norm=norm, overshoot=overshoot)
     assert result.success.all()
-    # one step onto the nearest hyperplane, then the overshoot past it
-    np.testing.assert_allclose(result.norms, (1 + overshoot) * (distance + STEP_SLACK), rtol=1e-4)
-    assert result.queries == 2 * len(x)
+    # one step onto the nearest hyperplane and the overshoot past it, then the pull back
+    # finds the step without the overshoot still adversarial: the exact distance, plus at most
+    # the slack
+    assert (result.norms >= distance * (1 - 1e-4)).all()
+    assert (result.norms <= (distance + STEP_SLACK) * (1 + 1e-4)).all()
+    assert result.queries == (2 + PULL_BACK_STEPS) * len(x)
+
+
+def test_deepfool_pull_back_shrinks_curved_steps_on_a_binary_model(
+    cancer_model: Any, cancer_target: TorchTarget
+) -> None:
+    x, y = cancer_model.x_test, cancer_model.y_test
+    result = deepfool(cancer_target, x, y, overshoot=0.02, candidates=2)
+    with torch.no_grad():
+        logits = cancer_model.model(torch.from_numpy(result.x_adv)).numpy()
+    fooled = result.success & (result.clean_predictions == y)
+    assert (logits.argmax(axis=1)[fooled] != y[fooled]).all()
+    plain = deepfool(cancer_target, x, y, overshoot=0.02, candidates=2, pull_back=False)
+    assert (result.norms[fooled] <= plain.norms[fooled] + 1e-6).all()
+    assert np.median(result.norms[fooled]) < 0.995 * np.median(plain.norms[fooled])
 
 
 def test_deepfool_without_overshoot_still_crosses_the_boundary() -> None:
@@ -96,8 +113,9 @@ def test_deepfool_fools_every_digit_and_retires_them_early(
     assert result.success.all()
     assert result.n_projected == 0
     attacked = int((result.clean_predictions == y).sum())
-    # a handful of linearisation steps per sample, far from the 51 passes of a full run
-    assert result.queries <= 10 * attacked
+    # a handful of linearisation steps per sample and the pull back, far from the 51 passes
+    # of a full run
+    assert result.queries <= (10 + PULL_BACK_STEPS) * attacked
 
 
 def test_deepfool_with_a_budget_stays_inside_it(

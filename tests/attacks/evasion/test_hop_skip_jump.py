@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from mlwarden.attacks.evasion import get_attack, hopskipjump
+from mlwarden.attacks.evasion.base import AttackState, ThreatModel
+from mlwarden.attacks.evasion.hop_skip_jump import _CALL_VALUES, _MIN_CALL_ROWS, _Walk
 from mlwarden.errors import InputError
 from mlwarden.targets.base import Target
 from mlwarden.targets.torch import TorchTarget
@@ -27,6 +29,35 @@ class LabelsOnly(Target):
         with torch.no_grad():
             labels = self.model(torch.from_numpy(x)).argmax(dim=1).numpy()
         return np.eye(10, dtype=np.float32)[labels]
+
+
+class Linear(Target):
+    """A linear two-class decision ``w . x > b`` on flat inputs, whose boundary normal is w."""
+
+    def __init__(self, w: np.ndarray, b: float) -> None:
+        super().__init__(n_classes=2, input_shape=(len(w),), output="labels")
+        self.w, self.b = w, b
+        self.calls: list[int] = []
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        self.calls.append(len(x))
+        return super().predict_proba(x)
+
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
+        rows: np.ndarray = np.eye(2, dtype=np.float32)[(x @ self.w > self.b).astype(np.int64)]
+        return rows
+
+
+def _walk(target: Target, x: np.ndarray, y: np.ndarray) -> _Walk:
+    state = AttackState(
+        x=x.astype(np.float32),
+        y=y,
+        y_target=None,
+        threat=ThreatModel(norm="l2", eps=None, input_range=(0.0, 1.0)),
+        clean_predictions=target.predict(x),
+        seed=0,
+    )
+    return _Walk(state, target, max_queries=100_000, gamma=1.0)
 
 
 @pytest.fixture
@@ -206,3 +237,81 @@ def test_hopskipjump_rejects_nonsense_parameters(
     x, y = digits
     with pytest.raises(InputError, match=message):
         hopskipjump(digits_target, x, y, **options)
+
+
+def test_hopskipjump_unit_probes_are_uniform_directions() -> None:
+    dim = 64
+    target = Linear(np.ones(dim, dtype=np.float32), 1e9)
+    walk = _walk(target, np.full((1, dim), 0.5, np.float32), np.zeros(1, dtype=np.int64))
+    probes = np.concatenate([walk._unit_probes(walk.call_rows).copy() for _ in range(4)])
+    assert probes.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(probes, axis=1), 1.0, rtol=1e-5)
+    # coordinates of uniform unit vectors, times sqrt(d), are close to standard normal
+    values = probes.ravel().astype(np.float64) * np.sqrt(dim)
+    assert abs(values.mean()) < 0.01
+    assert abs(values.std() - 1.0) < 0.01
+    assert abs(np.mean(values**4) - 3.0) < 0.1  # Gaussian kurtosis, not uniform's 1.8
+    # no preferred direction: the mean of many unit probes is near zero in every coordinate
+    assert np.abs(probes.mean(axis=0)).max() < 10 / np.sqrt(len(probes) * dim)
+
+
+def test_hopskipjump_gradient_matches_the_direct_formula_across_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    dim = 12
+    w = rng.standard_normal(dim).astype(np.float32)
+    target = Linear(w, float(w @ np.full(dim, 0.5)))
+    points = rng.uniform(0.0, 1.0, size=(3, dim)).astype(np.float32)
+    walk = _walk(target, points, np.zeros(3, dtype=np.int64))
+    walk.points = points.copy()
+    evals = np.array([9, 5, 13])
+    delta = np.array([0.3, 0.05, 0.8])
+    fixed = rng.standard_normal((int(evals.sum()), dim)).astype(np.float32)
+    fixed /= np.linalg.norm(fixed, axis=1, keepdims=True)
+    drawn = iter(range(0, len(fixed), 4))
+    walk.call_rows = 4  # every sample's probes straddle calls
+    monkeypatch.setattr(walk, "_unit_probes", lambda rows: fixed[next(drawn) :][:rows].copy())
+    got = walk.gradient(np.arange(3), evals, delta)
+    # the direct computation: clipped probes, centred votes, one sample at a time
+    start = 0
+    for i in range(3):
+        unit = fixed[start : start + evals[i]].astype(np.float64)
+        start += evals[i]
+        moved = np.clip(points[i] + delta[i] * unit, 0.0, 1.0)
+        signs = np.where(moved @ w > target.b, 1.0, -1.0)
+        centred = signs - signs.mean() if abs(signs.mean()) < 1 else signs
+        expected = centred @ ((moved - points[i]) / delta[i])
+        np.testing.assert_allclose(got[i], expected / np.linalg.norm(expected), atol=1e-5)
+    assert max(target.calls) <= 4
+
+
+def test_hopskipjump_gradient_finds_the_normal_of_a_linear_boundary() -> None:
+    rng = np.random.default_rng(0)
+    dim = 64
+    w = rng.standard_normal(dim).astype(np.float32)
+    target = Linear(w, float(w @ np.full(dim, 0.5)))
+    on_boundary = np.full((2, dim), 0.5, np.float32)
+    walk = _walk(target, on_boundary, np.zeros(2, dtype=np.int64))
+    estimate = walk.gradient(np.arange(2), np.array([2000, 2000]), np.array([0.01, 0.01]))
+    cosine = estimate @ (w / np.linalg.norm(w))
+    assert (cosine > 0.8).all()
+
+
+def test_hopskipjump_sends_probes_in_bounded_calls(
+    digits_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x, y = digits_model.x_test[:N], digits_model.y_test[:N]
+    target = TorchTarget(digits_model.model, input_shape=(1, 8, 8), batch_size=4096)
+    sizes: list[int] = []
+    original = target.predict_proba
+
+    def recording(batch: np.ndarray) -> np.ndarray:
+        sizes.append(len(batch))
+        return original(batch)
+
+    monkeypatch.setattr(target, "predict_proba", recording)
+    result = hopskipjump(target, x, y, steps=2, max_queries=400)
+    assert result.success.all()
+    # N samples * 100 probes would go in one call; calls stay near _CALL_VALUES input values
+    assert max(sizes) <= max(_MIN_CALL_ROWS, _CALL_VALUES // 64)

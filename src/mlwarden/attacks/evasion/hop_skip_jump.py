@@ -5,9 +5,10 @@ boundary toward the clean input: a binary search puts the point on the boundary,
 boundary's normal is estimated from the labels of random points around it, a geometric step
 search moves along that estimate while staying adversarial, and the binary search runs again.
 Every sample keeps the smallest perturbation found so far, so one run gives robust accuracy at
-every eps. All samples advance together: the gradient-estimation queries of every active sample
-go to the target in one batch. Not for: targets that give probabilities, when the faster ``square``
-attack fits a fixed budget.
+every eps. All samples advance together: the gradient-estimation probes of every active sample
+go to the target back to back, in calls of about 2**16 input values (at least 16 inputs) that
+are built and summed in cache. Not for: targets that give probabilities, when the faster
+``square`` attack fits a fixed budget.
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ SPEC = AttackSpec(
 
 _MAX_HALVINGS = 25
 """Step-size halvings before a sample gives up moving this iteration (2**-25 of the distance)."""
-_GRADIENT_BATCH_VALUES = 1 << 23
-"""Input values per gradient-estimation batch (32 MiB of float32): bounds memory on big inputs."""
+_CALL_VALUES = 1 << 16
+"""Input values per gradient-estimation call (256 KiB of float32). The probes of a call are
+built, queried and summed while they sit in cache, and a model's activations for a call of this
+size stay small enough that the allocator tends to reuse them instead of mapping (and
+page-faulting) fresh memory on every forward pass: with glibc, a 28x28 CNN on CPU cost up to 1.5x
+more per image in calls of 256 images than in calls of 100."""
+_MIN_CALL_ROWS = 16
+"""Fewest probes per call whatever the input size."""
 _INITIAL_DELTA = 0.1
 """First iteration's probe radius, as a fraction of the input range (the paper's choice)."""
 
@@ -65,6 +72,11 @@ class _Walk:
         self.points = self.x.copy()
         self.started = np.zeros(n, dtype=bool)
         self.rng = state.rng(0)
+        # the target splits a call into its own batches; small inputs get many rows per call
+        # so that the per-call NumPy work is spread over them
+        self.call_rows = max(_MIN_CALL_ROWS, _CALL_VALUES // self.dim)
+        self._buffer = np.empty(self.call_rows * self.dim, dtype=np.float32)
+        self._scratch = np.empty(self.call_rows * self.dim + 1, dtype=np.float32)
 
     # -- the oracle --------------------------------------------------------------------------
 
@@ -73,7 +85,7 @@ class _Walk:
         if len(owners) == 0:
             return np.zeros(0, dtype=bool)
         labels = self.target.predict(points.reshape(len(points), *self.state.x.shape[1:]))
-        np.add.at(self.used, owners, 1)
+        self.used += np.bincount(owners, minlength=len(self.used))
         hit: np.ndarray = self.state.is_adversarial(labels, owners)
         return hit
 
@@ -171,38 +183,78 @@ class _Walk:
         self.points[index] = self._project(index, points, highs, blend)
 
     def gradient(self, index: np.ndarray, evals: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        """Unit estimate of the boundary normal at each sample's point (toward adversarial)."""
-        chunk = max(1, _GRADIENT_BATCH_VALUES // max(int(evals.max()) * self.dim, 1))
-        parts = [
-            self._gradient_chunk(index[i : i + chunk], evals[i : i + chunk], delta[i : i + chunk])
-            for i in range(0, len(index), chunk)
-        ]
-        return np.concatenate(parts)
+        """Unit estimate of the boundary normal at each sample's point (toward adversarial).
 
-    def _gradient_chunk(
-        self, index: np.ndarray, evals: np.ndarray, delta: np.ndarray
-    ) -> np.ndarray:
-        width = int(evals.max())
-        shape = (len(index), width, self.dim)
-        if self.norm == "l2":
-            probes = self.rng.standard_normal(shape, dtype=np.float32)
-        else:
-            probes = self.rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
-        probes /= np.maximum(np.sqrt((probes**2).sum(axis=2, keepdims=True)), 1e-12)
-        base = self.points[index][:, None, :]
-        moved = np.clip(base + delta[:, None, None] * probes, self.low, self.high)
-        probes = (moved - base) / delta[:, None, None]
-        valid = np.arange(width)[None, :] < evals[:, None]
-        owners = np.broadcast_to(index[:, None], valid.shape)[valid]
-        signs = np.zeros(valid.shape)
-        signs[valid] = 2.0 * self.adversarial(owners, moved[valid]) - 1.0
-        mean = signs.sum(axis=1) / evals
-        # centring the votes reduces variance, unless they all agree (the paper's baseline)
+        Sample ``index[j]`` gets ``evals[j]`` probes of radius ``delta[j]`` around its point.
+        The probes of all samples go to the target back to back, in calls of `call_rows`; each
+        call's probes are summed per sample (weighted by their votes, and unweighted) as soon as
+        the target answers, so only one call's probes exist at a time.
+        """
+        n = len(index)
+        owner = np.repeat(np.arange(n), evals)
+        votes = np.zeros(n)
+        weighted = np.zeros((n, self.dim))
+        summed = np.zeros((n, self.dim))
+        radius = delta.astype(np.float32)
+        for begin in range(0, len(owner), self.call_rows):
+            rows = owner[begin : begin + self.call_rows]
+            base = self.points[index[rows]]
+            steps = self._unit_probes(len(rows))
+            steps *= radius[rows, None]
+            steps += base
+            np.clip(steps, self.low, self.high, out=steps)
+            signs = np.where(self.adversarial(index[rows], steps), 1.0, -1.0)
+            # the step each probe really took, after clipping to the input range
+            steps -= base
+            # rows are grouped by sample: one segment per sample, summed without BLAS calls
+            starts = np.flatnonzero(np.diff(rows, prepend=-1))
+            owners = rows[starts]
+            summed[owners] += np.add.reduceat(steps, starts, axis=0)
+            steps *= signs.astype(np.float32)[:, None]
+            weighted[owners] += np.add.reduceat(steps, starts, axis=0)
+            votes += np.bincount(rows, weights=signs, minlength=n)
+        mean = votes / evals
+        # centring the votes reduces variance, unless they all agree (the paper's baseline);
+        # every probe of a sample has the same radius, so dividing by it would not change the
+        # direction
         centre = np.where(np.abs(mean) < 1.0, mean, 0.0)
-        weights = np.where(valid, signs - centre[:, None], 0.0)
-        estimate = np.einsum("nk,nkd->nd", weights, probes, dtype=np.float64) / evals[:, None]
+        estimate = weighted - centre[:, None] * summed
         scale = np.sqrt((estimate**2).sum(axis=1, keepdims=True))
         return np.asarray(estimate / np.maximum(scale, 1e-30))
+
+    def _unit_probes(self, rows: int) -> np.ndarray:
+        """`rows` random unit-l2 directions, float32, in the walk's reused buffer.
+
+        l2: normalised Gaussians (uniform on the sphere); linf: normalised uniform(-1, 1).
+        Gaussians come from the Box-Muller transform on float32 uniforms, about three times
+        faster than NumPy's ziggurat sampler at float32.
+        """
+        size = rows * self.dim
+        flat = self._buffer[:size]
+        if self.norm == "l2":
+            half = (size + 1) // 2
+            uniform = self._scratch[: 2 * half]
+            self.rng.random(out=uniform, dtype=np.float32)
+            radius, angle = uniform[:half], uniform[half:]
+            # 1 - u lies in (0, 1], so the log is finite
+            np.subtract(np.float32(1.0), radius, out=radius)
+            np.log(radius, out=radius)
+            radius *= np.float32(-2.0)
+            np.sqrt(radius, out=radius)
+            angle *= np.float32(2.0 * math.pi)
+            np.cos(angle[:half], out=flat[:half])
+            flat[:half] *= radius
+            rest = size - half
+            np.sin(angle[:rest], out=flat[half:])
+            flat[half:] *= radius[:rest]
+        else:
+            self.rng.random(out=flat, dtype=np.float32)
+            flat *= np.float32(2.0)
+            flat -= np.float32(1.0)
+        probes = flat.reshape(rows, self.dim)
+        lengths = np.sqrt(np.einsum("ij,ij->i", probes, probes))
+        probes /= np.maximum(lengths, np.float32(1e-12))[:, None]
+        return probes
 
     def step(self, index: np.ndarray, direction: np.ndarray, iteration: int) -> np.ndarray:
         """Geometric step search from each point along `direction`; returns the new points."""

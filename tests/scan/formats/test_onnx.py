@@ -327,3 +327,24 @@ def test_fields_in_unusual_order_are_still_onnx() -> None:
 )
 def test_other_content_is_not_claimed(data: bytes) -> None:
     assert formats(scan_bytes(data))[None] != "onnx"
+
+
+def test_random_bytes_opening_with_the_graph_tag_are_not_claimed() -> None:
+    # 0x3a is ModelProto.graph; about 1 random file in 250 starts with it and a length that
+    # fits, and used to be reported as a malformed ONNX model (a high finding).
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        body = rng.integers(0, 256, size=510, dtype=np.uint8).tobytes()
+        data = b"\x3a\x5d" + bytes([body[0] | 0x80]) + body[1:]  # graph of 93 bytes, no field
+        state = scan_bytes(data)
+        assert formats(state)[None] != "onnx"
+        assert not state.findings
+
+
+def test_a_graph_first_model_without_ir_version_is_still_onnx() -> None:
+    model = _external_model("/etc/passwd")
+    graph_only = onnx.ModelProto(graph=model.graph).SerializeToString()
+    assert graph_only[0] == 0x3A
+    state = scan_bytes(graph_only)
+    assert formats(state) == {None: "onnx"}
+    assert "onnx.external-data-outside" in rules(state)

@@ -68,6 +68,9 @@ _GRAPH_FIELD = 7
 _LENGTH_DELIMITED_TAGS = frozenset(
     (number << 3) | 2 for number, wire in _MODEL_FIELDS.items() if wire == 2
 )
+_GRAPH_PROTO_TAGS = frozenset((n << 3) | 2 for n in (1, 2, 5, 10, 11, 12, 13, 14, 15))
+"""GraphProto's fields, all length-delimited: node, name, initializer, doc_string, input,
+output, value_info, quantization_annotation, sparse_initializer."""
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -412,9 +415,13 @@ def looks_like_onnx(head: bytes, blob: Blob) -> bool:
                 return False
             value, pos = wire.varint(pos, blob.size)
             if number == _GRAPH_FIELD:
-                # Random bytes almost never declare a graph that fits in the file; a truncated
-                # model still counts when it starts with ir_version, as every writer emits.
-                return pos + value <= blob.size or head[0] == 0x08
+                # A truncated model still counts when it starts with ir_version, as every
+                # writer emits. Without it, the graph must fit in the file and open with a
+                # GraphProto field: about 1 in 250 random files starts with the graph tag and
+                # a length that fits, and would be reported as a malformed model.
+                if head[0] == 0x08:
+                    return True
+                return pos + value <= blob.size and _opens_graph(wire, pos, value, blob.size)
             if wire_type == 2:
                 pos += value
     except _Malformed:
@@ -422,6 +429,18 @@ def looks_like_onnx(head: bytes, blob: Blob) -> bool:
     finally:
         source.close()
     return False
+
+
+def _opens_graph(wire: _Wire, pos: int, length: int, size: int) -> bool:
+    """True if the `length` bytes at `pos` start with a GraphProto field that fits in them."""
+    if length < 2:
+        return False
+    end = pos + length
+    tag, inner = wire.varint(pos, size)
+    if tag not in _GRAPH_PROTO_TAGS:
+        return False
+    field_length, inner = wire.varint(inner, size)
+    return inner + field_length <= end
 
 
 class OnnxHandler(FormatHandler):

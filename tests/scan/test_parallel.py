@@ -69,10 +69,11 @@ def die_always(item: int) -> int:
     os._exit(5)
 
 
-def test_when_every_worker_dies_each_chunk_is_lost_once_and_the_scan_ends(forkable):
+def test_when_every_worker_dies_each_chunk_is_lost_once_and_the_scan_ends(forkable, forked):
     out = list(map_ordered(die_always, range(24), jobs=2, min_items=10, lost=lost, chunk=3))
     assert [o.split(":")[0] for o in out] == [f"lost {i}" for i in range(24)]
-    assert_no_children_left()
+    assert len(forked) == 8  # one worker per chunk of 3, each dying on its first item
+    assert_reaped(forked)
 
 
 def fail_on_three(item: int) -> int:
@@ -87,16 +88,35 @@ def test_an_exception_in_a_worker_becomes_a_lost_result_for_that_item(forkable):
     assert out[3] == "lost 3: it failed in a worker process: ValueError('unreadable')"
 
 
-def test_stopping_early_leaves_no_worker_behind(forkable):
+def test_stopping_early_leaves_no_worker_behind(forkable, forked):
     results = map_ordered(square_with_pid, range(200), (0,), jobs=2, min_items=10, lost=lost)
     assert next(results)[0] == 0
     results.close()  # the consumer gives up (an error, Ctrl-C)
-    assert_no_children_left()
+    assert len(forked) == 2
+    assert_reaped(forked)
 
 
-def assert_no_children_left() -> None:
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
+@pytest.fixture
+def forked(monkeypatch):
+    """The pids of every worker forked during the test."""
+    pids: list[int] = []
+    real_fork = os.fork
+
+    def recording_fork() -> int:
+        pid = real_fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording_fork)
+    return pids
+
+
+def assert_reaped(pids: list[int]) -> None:
+    assert pids
+    for pid in pids:
+        with pytest.raises(ChildProcessError):  # already waited for: no zombie, no orphan
+            os.waitpid(pid, os.WNOHANG)
 
 
 def test_the_fork_path_does_not_import_multiprocessing(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import shlex
 import subprocess
 import sys
@@ -413,7 +414,7 @@ def test_missing_files_and_folders_are_usage_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "detected"),
     [
-        (os.urandom(512), "nothing mlwarden recognises"),
+        (random.Random(0).randbytes(512), "nothing mlwarden recognises"),
         (b"just some notes\n" * 10, "nothing mlwarden recognises"),
     ],
 )

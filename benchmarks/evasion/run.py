@@ -28,18 +28,14 @@ import datetime
 import gc
 import importlib
 import importlib.metadata
-import json
 import logging
 import math
 import os
 import platform
 import random
-import subprocess
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +46,9 @@ from torch import nn
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from peer_env import Peer, PeerEnv, last_line, log, quiet  # noqa: E402
 
 from mlwarden.demo.models import (  # noqa: E402
     TrainedModel,
@@ -57,13 +56,7 @@ from mlwarden.demo.models import (  # noqa: E402
     train_digits_cnn,
 )
 
-BENCH_VENV = REPO / ".venv-bench" / "evasion"
-BENCH_PYTHON = BENCH_VENV / "bin" / "python"
-STAMP = BENCH_VENV / ".installed.json"
-"""What was installed and which peers failed to install, so a rerun skips the install."""
 RESULTS_FILE = Path(__file__).resolve().parent / "RESULTS.md"
-TORCH_PIN = "torch==2.13.0"
-"""The CPU build on this machine's disk; any other version pulls a multi-GB CUDA build."""
 
 RANGE = (0.0, 1.0)
 """Every model here takes inputs in [0, 1] (pixels / 16, or min-max scaled features)."""
@@ -72,25 +65,7 @@ TOLERANCE = 1e-6
 SEED = 0
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # -- the bench environment -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Peer:
-    name: str
-    module: str
-    """Imported before any timing, so that no tool's first call pays for its imports."""
-    distribution: str
-    requirements: tuple[str, ...]
-    no_deps: bool = False
-    """Install the requirements without their dependencies (torchattacks pins torch and an old
-    requests: its own dependency list would replace the CPU torch with a CUDA build)."""
-    extra: tuple[str, ...] = ()
-    """What a no-deps install still imports, installed normally (checked against its imports)."""
 
 
 PEERS = (
@@ -110,97 +85,13 @@ PEERS = (
         extra=("scipy", "tqdm"),
     ),
 )
+ENV = PeerEnv("evasion", "sklearn", PEERS)
+"""The venv under .venv-bench/evasion the benchmark re-runs itself in (`peer_env.py`)."""
 TOOLS = ("mlwarden", *(peer.name for peer in PEERS))
 
 
-def _install_plan() -> str:
-    plan = {
-        "torch": TORCH_PIN,
-        "mlwarden": f"-e {REPO}[sklearn]",
-        "peers": [[p.name, list(p.requirements), p.no_deps, list(p.extra)] for p in PEERS],
-    }
-    return json.dumps(plan, sort_keys=True)
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
-
-
-def _pip(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BENCH_PYTHON), "-m", "pip", "install", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def ensure_bench_venv() -> None:
-    """Create `.venv-bench/evasion` with torch, mlwarden and the peers, unless already there.
-
-    mlwarden and torch must install; a peer that does not is recorded in the stamp file and the
-    benchmark runs without it.
-    """
-    plan = _install_plan()
-    if BENCH_PYTHON.exists() and STAMP.exists():
-        with contextlib.suppress(ValueError):
-            if json.loads(STAMP.read_text()).get("plan") == plan:
-                return
-    log(f"installing torch, mlwarden and the peers into {BENCH_VENV.relative_to(REPO)} ...")
-    made = subprocess.run(
-        [sys.executable, "-m", "venv", "--clear", str(BENCH_VENV)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        raise SystemExit(f"cannot create {BENCH_VENV}: {_last_line(made.stderr)}")
-    _pip(["--upgrade", "pip"])
-    problems: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        # every install is held to the pinned torch, so no peer can swap it for a CUDA build
-        pins = Path(scratch) / "constraints.txt"
-        pins.write_text(f"{TORCH_PIN}\n")
-        core = _pip(["-c", str(pins), TORCH_PIN, "-e", f"{REPO}[sklearn]"])
-        if core.returncode != 0:
-            raise SystemExit(f"cannot install torch and mlwarden: {_last_line(core.stderr)}")
-        for peer in PEERS:
-            log(f"  {peer.name}: {' '.join(peer.requirements)}")
-            done = _pip(["-c", str(pins), *peer.extra]) if peer.extra else None
-            if done is None or done.returncode == 0:
-                options = ["--no-deps"] if peer.no_deps else ["-c", str(pins)]
-                done = _pip([*options, *peer.requirements])
-            if done.returncode != 0:
-                problems[peer.name] = _last_line(done.stderr) or "pip install failed"
-                log(f"  {peer.name} not installed: {problems[peer.name]}")
-    STAMP.write_text(json.dumps({"plan": plan, "problems": problems}, indent=1))
-
-
-def in_bench_venv() -> bool:
-    return Path(sys.prefix).resolve() == BENCH_VENV.resolve()
-
-
-def peer_status() -> dict[str, str]:
-    """Peer -> installed version, or ``not available: why``."""
-    problems: dict[str, str] = {}
-    if STAMP.exists():
-        with contextlib.suppress(ValueError):
-            problems = json.loads(STAMP.read_text()).get("problems", {})
-    status = {}
-    for peer in PEERS:
-        try:
-            with _quiet():
-                importlib.import_module(peer.module)
-            status[peer.name] = importlib.metadata.version(peer.distribution)
-        except Exception as exc:
-            why = problems.get(peer.name) or f"{type(exc).__name__}: {exc}"
-            status[peer.name] = f"not available: {_last_line(why)}"
-    return status
-
-
 def warm_mlwarden_imports() -> None:
-    """Import every mlwarden attack module before timing, as `peer_status` does for the peers.
+    """Import every mlwarden attack module before timing, as `PeerEnv.status` does for the peers.
 
     mlwarden imports an attack's module on first use; without this the first mlwarden row of a
     run also timed that import.
@@ -209,14 +100,6 @@ def warm_mlwarden_imports() -> None:
 
     for name in attack_names():
         get_attack(name)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Peers' warnings and prints go nowhere near stdout, which carries the tables."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
-        warnings.simplefilter("ignore")
-        yield
 
 
 # -- parameters ----------------------------------------------------------------------------------
@@ -1260,7 +1143,7 @@ def availability(entry: Entry, peers: dict[str, str]) -> str:
 
         get_attack(entry.attack)
     except Exception as exc:
-        return f"not available: {type(exc).__name__}: {_last_line(str(exc))}"
+        return f"not available: {type(exc).__name__}: {last_line(str(exc))}"
     return ""
 
 
@@ -1288,15 +1171,15 @@ def run_entry(
     try:
         case.wrapper(entry.tool)
     except Exception as exc:
-        m.status = f"error: {type(exc).__name__}: {_last_line(str(exc))}"
+        m.status = f"error: {type(exc).__name__}: {last_line(str(exc))}"
         return m
     _reset(case)
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        with _quiet():
+        with quiet():
             produced = entry.run(case, p)
     except Exception as exc:
-        m.status = f"error: {type(exc).__name__}: {_last_line(str(exc))}"
+        m.status = f"error: {type(exc).__name__}: {last_line(str(exc))}"
         return m
     m.wall = time.perf_counter() - started
     m.cpu = time.process_time() - cpu_started
@@ -1450,12 +1333,12 @@ def run_suite(
     try:
         from mlwarden.evaluate import robustness
     except Exception as exc:
-        result.status = f"not available: {type(exc).__name__}: {_last_line(str(exc))}"
+        result.status = f"not available: {type(exc).__name__}: {last_line(str(exc))}"
     else:
         _reset(case)
         started, cpu_started = time.perf_counter(), time.process_time()
         try:
-            with _quiet():
+            with quiet():
                 evaluation = robustness(
                     case.wrapper("mlwarden"),
                     case.x,
@@ -1466,7 +1349,7 @@ def run_suite(
                     seed=SEED,
                 )
         except Exception as exc:
-            result.status = f"error: {type(exc).__name__}: {_last_line(str(exc))}"
+            result.status = f"error: {type(exc).__name__}: {last_line(str(exc))}"
         else:
             result.wall = time.perf_counter() - started
             result.cpu = time.process_time() - cpu_started
@@ -1799,10 +1682,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if not args.no_setup and not in_bench_venv():
-        ensure_bench_venv()
-        script = str(Path(__file__).resolve())
-        os.execv(str(BENCH_PYTHON), [str(BENCH_PYTHON), script, *sys.argv[1:]])
+    if not args.no_setup:
+        ENV.enter(str(Path(__file__).resolve()))
     logging.getLogger("art").setLevel(logging.ERROR)
     if args.threads > 0:
         # one thread by default: OpenMP workers spin while another process holds a core, which
@@ -1814,7 +1695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             threadpool_limits(args.threads)
     budget = QUICK if args.quick else FULL
     started = time.perf_counter()
-    peers = peer_status()  # imports every peer's attack package before any timing
+    peers = ENV.status()  # imports every peer's attack package before any timing
     log("peers: " + ", ".join(f"{name} {version}" for name, version in peers.items()))
     warm_mlwarden_imports()
     all_rows = rows()

@@ -32,7 +32,6 @@ import functools
 import importlib
 import importlib.metadata
 import itertools
-import json
 import logging
 import math
 import os
@@ -42,8 +41,7 @@ import sys
 import tempfile
 import time
 import traceback
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,38 +52,22 @@ from torch import nn
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from peer_env import Peer, PeerEnv, last_line, log, quiet  # noqa: E402
 
 from mlwarden.demo.models import DigitsCNN  # noqa: E402
 
-BENCH_VENV = REPO / ".venv-bench" / "privacy"
-BENCH_PYTHON = BENCH_VENV / "bin" / "python"
-STAMP = BENCH_VENV / ".installed.json"
-"""What was installed and which peers failed to install, so a rerun skips the install."""
 RESULTS_FILE = Path(__file__).resolve().parent / "RESULTS.md"
 OVERHEAD_SCRIPT = Path(__file__).resolve().parent / "overhead.py"
 OVERHEAD_SCRIPT_ARGS = ("--models", "8", "--repeats", "3")
-TORCH_PIN = "torch==2.13.0"
-"""The CPU build on this machine's disk; any other version pulls a multi-GB CUDA build."""
 
 SEED = 0
 FPR_LEVELS = (0.01, 0.001)
 DP_DELTA = 1e-5
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # -- the bench environment -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Peer:
-    name: str
-    module: str
-    """Imported before any timing, so that no tool's first call pays for its imports."""
-    distribution: str
-    requirements: tuple[str, ...]
 
 
 PEERS = (
@@ -96,89 +78,8 @@ PEERS = (
         ("adversarial-robustness-toolbox",),
     ),
 )
-
-
-def _install_plan() -> str:
-    plan = {
-        "torch": TORCH_PIN,
-        "mlwarden": f"-e {REPO}[sklearn,dp]",
-        "peers": [[p.name, list(p.requirements)] for p in PEERS],
-    }
-    return json.dumps(plan, sort_keys=True)
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
-
-
-def _pip(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BENCH_PYTHON), "-m", "pip", "install", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def ensure_bench_venv() -> None:
-    """Create `.venv-bench/privacy` with torch, mlwarden (with Opacus) and ART, unless there.
-
-    mlwarden and torch must install; a peer that does not is recorded in the stamp file and the
-    benchmark runs without it.
-    """
-    plan = _install_plan()
-    if BENCH_PYTHON.exists() and STAMP.exists():
-        with contextlib.suppress(ValueError):
-            if json.loads(STAMP.read_text()).get("plan") == plan:
-                return
-    log(f"installing torch, mlwarden[dp] and ART into {BENCH_VENV.relative_to(REPO)} ...")
-    made = subprocess.run(
-        [sys.executable, "-m", "venv", "--clear", str(BENCH_VENV)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        raise SystemExit(f"cannot create {BENCH_VENV}: {_last_line(made.stderr)}")
-    _pip(["--upgrade", "pip"])
-    problems: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        # every install is held to the pinned torch, so no peer can swap it for a CUDA build
-        pins = Path(scratch) / "constraints.txt"
-        pins.write_text(f"{TORCH_PIN}\n")
-        core = _pip(["-c", str(pins), TORCH_PIN, "-e", f"{REPO}[sklearn,dp]"])
-        if core.returncode != 0:
-            raise SystemExit(f"cannot install torch and mlwarden: {_last_line(core.stderr)}")
-        for peer in PEERS:
-            log(f"  {peer.name}: {' '.join(peer.requirements)}")
-            done = _pip(["-c", str(pins), *peer.requirements])
-            if done.returncode != 0:
-                problems[peer.name] = _last_line(done.stderr) or "pip install failed"
-                log(f"  {peer.name} not installed: {problems[peer.name]}")
-    STAMP.write_text(json.dumps({"plan": plan, "problems": problems}, indent=1))
-
-
-def in_bench_venv() -> bool:
-    return Path(sys.prefix).resolve() == BENCH_VENV.resolve()
-
-
-def peer_status() -> dict[str, str]:
-    """Peer -> installed version, or ``not available: why``."""
-    problems: dict[str, str] = {}
-    if STAMP.exists():
-        with contextlib.suppress(ValueError):
-            problems = json.loads(STAMP.read_text()).get("problems", {})
-    status = {}
-    for peer in PEERS:
-        try:
-            with _quiet():
-                importlib.import_module(peer.module)
-            status[peer.name] = importlib.metadata.version(peer.distribution)
-        except Exception as exc:
-            why = problems.get(peer.name) or f"{type(exc).__name__}: {exc}"
-            status[peer.name] = f"not available: {_last_line(why)}"
-    return status
+ENV = PeerEnv("privacy", "sklearn,dp", PEERS)
+"""The venv under .venv-bench/privacy the benchmark re-runs itself in (`peer_env.py`)."""
 
 
 def _version(distribution: str) -> str:
@@ -186,14 +87,6 @@ def _version(distribution: str) -> str:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Peers' warnings and prints go nowhere near stdout, which carries the tables."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
-        warnings.simplefilter("ignore")
-        yield
 
 
 def _failure(exc: BaseException) -> str:
@@ -809,7 +702,7 @@ def run_art(case: Case, budget: Budget, peers: dict[str, str]) -> list[Row]:
         _reset_seeds()
         started = time.perf_counter()
         try:
-            with _quiet():
+            with quiet():
                 scores = run()
             row.seconds = time.perf_counter() - started
             row.metrics = score_metrics(scores, is_member)
@@ -878,7 +771,7 @@ def _art_shadow(
     _reset_seeds()
     started = time.perf_counter()
     try:
-        with _quiet():
+        with quiet():
             shadows = ShadowModels(
                 case.art_template(),
                 num_shadow_models=case.n_reference,
@@ -902,7 +795,7 @@ def _art_shadow(
         _reset_seeds()
         started = time.perf_counter()
         try:
-            with _quiet():
+            with quiet():
                 attack = MembershipInferenceBlackBox(classifier, attack_model_type=model_type)
                 attack.fit(x_in, y_in, x_out, y_out, pred=_softmax(p_in), test_pred=_softmax(p_out))
                 target_outputs = _art_probabilities(classifier, x_c)
@@ -963,7 +856,7 @@ def run_audit(
 
         _reset_seeds()
         started = time.perf_counter()
-        with _quiet():
+        with quiet():
             result = audit(
                 case.mlwarden_target(),
                 members=split.take(split.eval_members),
@@ -1079,7 +972,7 @@ def run_sweep(case: Case, budget: Budget, cache: Path) -> Sweep:
         _reset_seeds()
         started = time.perf_counter()
         try:
-            with _quiet():
+            with quiet():
                 reference = train_reference(
                     as_train_fn(case.train_fn()),
                     candidates=(x_c, y_c),
@@ -1122,7 +1015,7 @@ def run_sweep(case: Case, budget: Budget, cache: Path) -> Sweep:
                         reference=subset,
                         seed=SEED,
                     )
-                    with _quiet():
+                    with quiet():
                         scores = get_attack(name).run(context)
                     point.metrics = score_metrics(scores, is_member)
                 except Exception as exc:
@@ -1188,7 +1081,7 @@ def run_overhead(case: Case, budget: Budget, cache: Path) -> Overhead:
     everything = torch.from_numpy(np.concatenate([x_c, x_p]))
 
     def reference(directory: Path | None, fn: Any = train_fn) -> Any:
-        with _quiet():
+        with quiet():
             return train_reference(
                 fn,
                 candidates=(x_c, y_c),
@@ -1259,7 +1152,7 @@ def run_overhead_script() -> str:
     except subprocess.TimeoutExpired:
         return "did not finish within 10 minutes"
     if done.returncode != 0:
-        return f"failed: {_last_line(done.stderr)}"
+        return f"failed: {last_line(done.stderr)}"
     return done.stdout.strip()
 
 
@@ -1343,7 +1236,7 @@ def run_inversion(case: Case, budget: Budget, peers: dict[str, str]) -> Inversio
         _reset_seeds()
         started = time.perf_counter()
         try:
-            with _quiet():
+            with quiet():
                 attack = MIFace(
                     classifier,
                     max_iter=steps,
@@ -1369,7 +1262,7 @@ def run_inversion(case: Case, budget: Budget, peers: dict[str, str]) -> Inversio
             counted.samples = 0
             _reset_seeds()
             started = time.perf_counter()
-            with _quiet():
+            with quiet():
                 result = invert(wrapped, list(classes), method=method, steps=steps, seed=SEED)
             row.seconds = time.perf_counter() - started
             row.queries = counted.samples
@@ -1799,10 +1692,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if not args.no_setup and not in_bench_venv():
-        ensure_bench_venv()
-        script = str(Path(__file__).resolve())
-        os.execv(str(BENCH_PYTHON), [str(BENCH_PYTHON), script, *sys.argv[1:]])
+    if not args.no_setup:
+        ENV.enter(str(Path(__file__).resolve()))
     logging.getLogger("art").setLevel(logging.ERROR)
     if args.threads > 0:
         # one thread by default: the machine is shared, and OpenMP workers spin while another
@@ -1814,7 +1705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             threadpool_limits(args.threads)
     budget = QUICK if args.quick else FULL
     started = time.perf_counter()
-    peers = peer_status()
+    peers = ENV.status()
     log("peers: " + ", ".join(f"{name} {version}" for name, version in peers.items()))
     cases: dict[str, Case] = {}
     failed: dict[str, str] = {}

@@ -97,7 +97,8 @@ class _Worker:
         self.pid = pid
         self.tasks = tasks
         self.results = results
-        self.chunk: tuple[int, int] | None = None
+        self.chunk: int | None = None
+        """Index into `_ForkPool.chunks` of the chunk it is working on."""
 
 
 class _ForkPool:
@@ -201,14 +202,14 @@ class _ForkPool:
         except OSError:  # the worker is gone; its chunk goes to the next one asking
             worker.chunk = None
             return next_chunk
-        worker.chunk = (next_chunk, start)
+        worker.chunk = next_chunk
         return next_chunk + 1
 
     def _collect(self, worker: _Worker) -> tuple[int, list[Any]]:
         """The answers to `worker`'s chunk, or lost results if it died before answering."""
         assert worker.chunk is not None
-        index, start = worker.chunk
-        end = self.chunks[index][1]
+        index = worker.chunk
+        start, end = self.chunks[index]
         worker.chunk = None
         header = _read_exact(worker.results, _HEADER.size)
         if len(header) == _HEADER.size:

@@ -36,9 +36,10 @@ PROJECTION_TOLERANCE = 1e-6
 
 def perturbation_norms(delta: np.ndarray, norm: Norm) -> np.ndarray:
     """Per-sample norm of `delta` ``(n, ...)`` as float64 ``(n,)``; l0 counts changed values."""
+    if norm == "linf":  # exact in the input's own dtype: no float64 copy of the whole batch
+        largest = np.abs(np.asarray(delta).reshape(len(delta), -1)).max(axis=1, initial=0.0)
+        return np.asarray(largest, dtype=np.float64)
     flat = np.asarray(delta, dtype=np.float64).reshape(len(delta), -1)
-    if norm == "linf":
-        return np.asarray(np.abs(flat).max(axis=1, initial=0.0))
     if norm == "l2":
         return np.asarray(np.sqrt((flat**2).sum(axis=1)))
     if norm == "l1":
@@ -455,8 +456,8 @@ def verify(
     """Project the attack's finds onto the threat model and ask the target again."""
     threat, x = state.threat, state.x
     x_adv = threat.project(state.best, x)
-    moved = np.abs(x_adv - state.best).reshape(len(x), -1).max(axis=1, initial=0.0) > (
-        PROJECTION_TOLERANCE * (threat.input_range[1] - threat.input_range[0])
+    moved = perturbation_norms(x_adv - state.best, "linf") > PROJECTION_TOLERANCE * (
+        threat.input_range[1] - threat.input_range[0]
     )
     with target.unmetered():
         probs = target.predict_proba(x_adv)

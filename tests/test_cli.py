@@ -215,6 +215,39 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
         assert flag in out
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scan", "--help"],
+        ["audit", "--help"],
+        ["attack", "--help"],
+        ["attack", "evasion", "--help"],
+        ["policy", "init", "--help"],
+        ["--version", "scan"],
+        ["scan", "--jobs", "0", "model.pt"],
+        ["scan", "--no-such-flag"],
+        ["attack", "no-such-attack"],
+        ["scna"],
+    ],
+)
+def test_building_only_the_invoked_subcommand_changes_nothing_users_see(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """`main` builds only the named subcommand's parser; the whole tree must say the same."""
+    alone = run(capsys, *args)
+    whole = cli_module._command([])
+    monkeypatch.setattr(cli_module, "_command", lambda _args: whole)
+    assert run(capsys, *args) == alone
+
+
+def test_only_the_invoked_subcommand_is_built() -> None:
+    assert set(cli_module._command(["scan", "x"]).commands) == {"scan"}
+    assert set(cli_module._command(["--version", "attack", "evasion"]).commands) == {"attack"}
+    everything = {"scan", "audit", "keygen", "sign", "verify", "demo", "policy", "attack"}
+    assert set(cli_module._command(["--help"]).commands) == everything
+    assert set(cli_module._command(["scna"]).commands) == everything
+
+
 # --- errors that are not the user's ---------------------------------------------------------
 
 

@@ -252,3 +252,21 @@ def test_text_is_indented_with_one_line_per_scanned_file(sample_report: Report) 
         assert json.loads(line.rstrip(",")) == entry
     # Everything else keeps the two-space indentation of json.dumps(indent=2).
     assert '  "verdict": {\n    "' in text
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"path": "a.pt", "member": None, "format": "pickle", "size": 0, "severity": None},
+        {"path": f"dir/{HOSTILE}", "member": 'x"\\\n\t\u2028é😀', "size": -(2**70)},
+        {"path": "models/\udc80weird.pt", "size": True, "severity": "high"},
+        {"path": "a", "size": 1.5},
+        {"path": "a", "nested": {"b": [1, None]}},
+        {},
+    ],
+)
+def test_one_line_entries_are_what_the_json_encoder_writes(item: dict[str, Any]) -> None:
+    from mlwarden.report.json import _flat
+
+    expected = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode(item)
+    assert (_flat(item) or expected) == expected

@@ -226,3 +226,53 @@ def test_mutated_tars_give_findings_never_handler_errors(edits):
     seed = build_tar([("pickle", pickle.dumps([1, 2])), ("storages", b"s" * 700)])
     state = scan_bytes(mutate(seed, edits))
     assert not unparseable_by(state, {"tar"})
+
+
+def _frombuf_accepts(block: bytes) -> bool:
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except (tarfile.HeaderError, ValueError):
+        return False
+    return True
+
+
+def _real_headers() -> list[bytes]:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, size in (("a.pkl", 3), ("dir/b.bin", 700), ("é" * 40, 0)):
+            info = tarfile.TarInfo(name)
+            info.size = size
+            tar.addfile(info, io.BytesIO(bytes(size)))
+    data = buffer.getvalue()
+    return [data[i : i + 512] for i in range(0, len(data), 512) if data[i : i + 512].strip(b"\0")]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    base=st.sampled_from(_real_headers()),
+    edits=st.lists(st.tuples(st.integers(0, 511), st.integers(0, 255)), max_size=3),
+    noise=st.binary(min_size=512, max_size=512),
+    use_noise=st.booleans(),
+)
+def test_sniff_agrees_with_tarfile_on_real_mutated_and_random_headers(
+    base: bytes, edits: list[tuple[int, int]], noise: bytes, use_noise: bool
+) -> None:
+    """The fast checksum test rejects exactly the blocks `TarInfo.frombuf` rejects."""
+    block = bytearray(noise if use_noise else base)
+    for index, value in edits:
+        block[index] = value
+    head = bytes(block)
+    assert TarHandler().sniff(head, BytesBlob(head)) == _frombuf_accepts(head)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_sniff_accepts_a_header_whose_checksum_counts_signed_bytes(signed: bool) -> None:
+    """Old tar writers summed bytes as signed chars; tarfile accepts both sums, and so do we."""
+    block = bytearray(_real_headers()[0])
+    block[100:108] = b"\xff" * 8  # mode field: high bytes make the two sums differ
+    rest = bytes(block[:148] + block[156:])
+    total = 256 + sum(rest) - (256 * sum(b >= 128 for b in rest) if signed else 0)
+    block[148:156] = b"%06o\0 " % total
+    head = bytes(block)
+    assert _frombuf_accepts(head)
+    assert TarHandler().sniff(head, BytesBlob(head))

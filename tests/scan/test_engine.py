@@ -65,6 +65,38 @@ def test_symlink_leaving_the_folder_is_reported_and_not_followed(tmp_path):
     assert [f.rule for f in report.findings] == ["folder.symlink-outside"]
 
 
+def test_folders_are_walked_depth_first_in_name_order(tmp_path):
+    for rel in ("b/z.pkl", "b/a/y.pkl", "a.pkl", "c/x.pkl", "b.pkl", "__pycache__/w.pkl"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(pickle.dumps([rel]))
+    os.symlink(tmp_path / "c", tmp_path / "d")  # a link to a folder is not followed
+    report = mlwarden.scan(tmp_path, jobs=1)
+    assert [s.path for s in report.scanned] == [
+        str(tmp_path / rel) for rel in ("a.pkl", "b.pkl", "b/z.pkl", "b/a/y.pkl", "c/x.pkl")
+    ]
+    assert report.findings == [] and report.errors == []
+
+
+def test_a_folder_that_cannot_be_read_is_an_error_not_silence(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "m.pkl").write_bytes(pickle.dumps([1]))
+    (tmp_path / "n.pkl").write_bytes(pickle.dumps([2]))
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if os.fspath(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = mlwarden.scan(tmp_path, jobs=1)
+    assert [s.path for s in report.scanned] == [str(tmp_path / "n.pkl")]
+    assert [(e.path, e.message) for e in report.errors] == [
+        (str(tmp_path / "sub"), "cannot read folder: Permission denied")
+    ]
+    assert report.exit_code(Severity.HIGH) == ExitCode.ERROR
+
+
 def test_parallel_scan_gives_the_same_result(tmp_path):
     for i in range(40):
         (tmp_path / f"m{i:02}.pkl").write_bytes(EVIL if i % 7 == 0 else pickle.dumps([i]))

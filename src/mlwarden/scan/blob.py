@@ -9,9 +9,11 @@ from __future__ import annotations
 import abc
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import tempfile
 
 HEAD_BYTES = 4096
 """Bytes read from the start of every source to recognise its format."""
@@ -171,6 +173,8 @@ class SpooledBlob(Blob):
     """Decompressed content: in memory while small, in a temporary file when large."""
 
     def __init__(self) -> None:
+        import tempfile  # only decompression needs it: kept off the start-up path
+
         self._file: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
             max_size=SPOOL_BYTES
         )

@@ -17,7 +17,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from mlwarden.scan.blob import Blob, SpooledBlob
 from mlwarden.scan.context import LimitExceeded, ScanContext
@@ -64,8 +64,7 @@ class Inflater(Protocol):
         """Decompress `data`, yielding output in chunks of at most `OUTPUT_CHUNK_BYTES`."""
 
 
-@dataclass(frozen=True)
-class Codec:
+class Codec(NamedTuple):
     """A compression format as a factory of per-stream inflaters."""
 
     name: str

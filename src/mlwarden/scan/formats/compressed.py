@@ -13,7 +13,7 @@ import lzma
 import struct
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mlwarden.findings import Severity
 from mlwarden.scan.blob import Blob
@@ -113,8 +113,7 @@ def _is_zlib(head: bytes) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class _StreamFormat:
+class _StreamFormat(NamedTuple):
     name: str
     matches: Callable[[bytes], bool]
     codec: Codec | None

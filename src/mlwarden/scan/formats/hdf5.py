@@ -20,7 +20,6 @@ from mlwarden.scan.blob import Blob, FileBlob
 from mlwarden.scan.context import LimitExceeded, ScanContext
 from mlwarden.scan.formats import FormatHandler, register
 from mlwarden.scan.formats._blobio import open_random_access
-from mlwarden.scan.keras_config import analyse_keras_config
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 FIRST_USERBLOCK_OFFSET = 512
@@ -137,6 +136,8 @@ def _analyse_attribute(ctx: ScanContext, name: str, text: str) -> None:
         return
     if name == "model_config":
         ctx.format = "keras-hdf5"
+    from mlwarden.scan.keras_config import analyse_keras_config  # only Keras files need it
+
     analyse_keras_config(ctx, config, origin=origin, in_hdf5=True)
 
 

@@ -20,7 +20,6 @@ from mlwarden.findings import Severity
 from mlwarden.scan.blob import Blob
 from mlwarden.scan.context import LimitExceeded, ScanContext
 from mlwarden.scan.formats import FormatHandler, register
-from mlwarden.scan.keras_config import analyse_keras_config, looks_like_keras_config
 from mlwarden.scan.pickle.analyser import find_hidden_pickles
 
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -110,6 +109,8 @@ def _is_json_lines(text: bytes) -> bool:
 
 def route(ctx: ScanContext, document: dict[str, Any]) -> str:
     """Analyse a parsed JSON object by what it is; returns the format name to record."""
+    from mlwarden.scan.keras_config import analyse_keras_config, looks_like_keras_config
+
     if looks_like_keras_config(document):
         analyse_keras_config(ctx, document, origin="Keras config (JSON)")
         return "keras-config"

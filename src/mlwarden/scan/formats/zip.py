@@ -13,18 +13,16 @@ Not for: understanding what the members contain (the engine sniffs each one by c
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import struct
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import NamedTuple
 
 from mlwarden.findings import Severity
 from mlwarden.scan.blob import Blob
 from mlwarden.scan.context import LimitExceeded, ScanContext
 from mlwarden.scan.formats import FormatHandler, register
-from mlwarden.scan.formats._blobio import open_random_access
 from mlwarden.scan.formats._decompress import (
     BZIP2,
     DEFLATE_RAW,
@@ -72,8 +70,7 @@ if ZSTD is not None:
     _CODECS[93] = ZSTD  # Python 3.14's zipfile (and so numpy.load) reads zstd members
 
 
-@dataclass(frozen=True)
-class _Directory:
+class _Directory(NamedTuple):
     """Where one end record says the central directory is."""
 
     end_offset: int
@@ -85,8 +82,7 @@ class _Directory:
     """Bytes before the archive proper (self-extractors, prepended data)."""
 
 
-@dataclass(frozen=True)
-class _CentralEntry:
+class _CentralEntry(NamedTuple):
     raw_name: bytes
     name: str
     flags: int
@@ -97,8 +93,7 @@ class _CentralEntry:
     """As recorded: relative to the start of the archive proper."""
 
 
-@dataclass(frozen=True)
-class _LocalHeader:
+class _LocalHeader(NamedTuple):
     offset: int
     flags: int
     method: int
@@ -109,8 +104,7 @@ class _LocalHeader:
     data_offset: int
 
 
-@dataclass(frozen=True)
-class _Member:
+class _Member(NamedTuple):
     """One member to scan: its local header, its directory entry if any, how it was found."""
 
     header: _LocalHeader
@@ -138,17 +132,16 @@ class _Member:
 
 
 class _Reader:
-    """Random access to the archive's bytes through one open file."""
+    """Random access to the archive's bytes (the blob's own reads: a slice for a small file)."""
 
-    def __init__(self, f: BinaryIO, size: int) -> None:
-        self._f = f
-        self.size = size
+    def __init__(self, blob: Blob) -> None:
+        self._read_at = blob.read_at
+        self.size = blob.size
 
     def at(self, offset: int, n: int) -> bytes:
         if offset < 0 or n <= 0 or offset >= self.size:
             return b""
-        self._f.seek(offset)
-        return self._f.read(min(n, self.size - offset))
+        return self._read_at(offset, min(n, self.size - offset))
 
 
 class ZipHandler(FormatHandler):
@@ -168,13 +161,10 @@ class ZipHandler(FormatHandler):
     def sniff(self, head: bytes, blob: Blob) -> bool:
         if not self.found_by_tail:
             return head[:4] in (LOCAL_SIG, END_SIG)
-        with open_random_access(blob) as f:
-            return bool(_find_directories(_Reader(f, blob.size), MAX_END_RECORDS, first_only=True))
+        return bool(_find_directories(_Reader(blob), MAX_END_RECORDS, first_only=True))
 
     def scan(self, ctx: ScanContext) -> None:
-        with open_random_access(ctx.blob) as f:
-            reader = _Reader(f, ctx.blob.size)
-            members = _list_members(ctx, reader)
+        members = _list_members(ctx, _Reader(ctx.blob))
         ctx.format = _archive_format([m.name for m in members])
         _scan_prepended(ctx, members)
         _report_duplicates(ctx, members)
@@ -287,6 +277,8 @@ def _parse_directory(data: bytes, max_entries: int) -> list[_CentralEntry]:
 
 def _apply_zip64_extra(extra: bytes, values: list[int]) -> list[int]:
     """Replace the 32-bit fields marked 0xFFFFFFFF with their ZIP64 extra values, in order."""
+    if ZIP64_MARKER_32 not in values:
+        return values  # nothing to replace: the extra fields are not even parsed
     for header_id, body in _extra_fields(extra):
         if header_id != 0x0001:
             continue
@@ -487,11 +479,11 @@ def _with_resolved_size(
             reader, pos, stop, (DESCRIPTOR_SIG, LOCAL_SIG, CENTRAL_SIG), search
         )
         if hit is None:
-            return dataclasses.replace(header, compressed_size=max(0, stop - header.data_offset))
+            return header._replace(compressed_size=max(0, stop - header.data_offset))
         offset, sig = hit
         size = offset - header.data_offset
         if sig != DESCRIPTOR_SIG or _descriptor_size(reader, offset) in (size, None):
-            return dataclasses.replace(header, compressed_size=size)
+            return header._replace(compressed_size=size)
         pos = offset + 1
 
 

@@ -150,25 +150,30 @@ class PickleMachine:
         return result
 
     def _loop(self) -> None:
+        # Runs once per opcode: the count lives in a local and is written back on every exit.
         data = self.data
         size = len(data)
         dispatch = _DISPATCH
-        while not self.stopped:
-            if self.pos >= size:
-                raise PickleBreak(self.pos, "pickle data was truncated (no STOP opcode)")
-            self.op_offset = self.pos
-            code = data[self.pos]
-            self.pos += 1
-            handler = dispatch[code]
-            if handler is None:
-                raise PickleBreak(self.op_offset, f"invalid opcode 0x{code:02x}")
-            self.opcodes += 1
-            if self.opcodes % TIME_CHECK_EVERY_OPCODES == 0:
-                if self.opcodes > self.max_opcodes:
-                    raise OpcodeLimit("max_opcodes", self.op_offset)
-                if self.check_time is not None:
-                    self.check_time()
-            handler(self)
+        opcodes = self.opcodes
+        try:
+            while not self.stopped:
+                pos = self.pos
+                if pos >= size:
+                    raise PickleBreak(pos, "pickle data was truncated (no STOP opcode)")
+                self.op_offset = pos
+                self.pos = pos + 1
+                handler = dispatch[data[pos]]
+                if handler is None:
+                    raise PickleBreak(pos, f"invalid opcode 0x{data[pos]:02x}")
+                opcodes += 1
+                if opcodes % TIME_CHECK_EVERY_OPCODES == 0:
+                    if opcodes > self.max_opcodes:
+                        raise OpcodeLimit("max_opcodes", pos)
+                    if self.check_time is not None:
+                        self.check_time()
+                handler(self)
+        finally:
+            self.opcodes = opcodes
 
     # -- reading arguments -----------------------------------------------------------------
 
@@ -356,7 +361,7 @@ class PickleMachine:
 
     @_opcode(b"K", "BININT1")
     def op_binint1(self) -> None:
-        self._push(Const(self._u1()))
+        self.stack.append(Const(self._u1()))
 
     @_opcode(b"M", "BININT2")
     def op_binint2(self) -> None:
@@ -426,10 +431,15 @@ class PickleMachine:
             raise PickleBreak(self.op_offset, "invalid UNICODE literal") from None
 
     def _utf8(self, n: int) -> None:
+        end = self.pos + n  # `_take` inline: names and keys are most of a pickle's strings
+        if end > len(self.data):
+            raise PickleBreak(self.op_offset, "pickle data was truncated")
         try:
-            self._push(Const(self._take(n).decode("utf-8", "surrogatepass")))
+            text = self.data[self.pos : end].decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             raise PickleBreak(self.op_offset, "string is not valid UTF-8") from None
+        self.pos = end
+        self.stack.append(Const(text))
 
     @_opcode(b"X", "BINUNICODE")
     def op_binunicode(self) -> None:
@@ -482,13 +492,13 @@ class PickleMachine:
     @_opcode(b"\x86", "TUPLE2")
     def op_tuple2(self) -> None:
         second = self._pop()
-        self._push(Seq("tuple", [self._pop(), second]))
+        self.stack.append(Seq("tuple", [self._pop(), second]))
 
     @_opcode(b"\x87", "TUPLE3")
     def op_tuple3(self) -> None:
         third = self._pop()
         second = self._pop()
-        self._push(Seq("tuple", [self._pop(), second, third]))
+        self.stack.append(Seq("tuple", [self._pop(), second, third]))
 
     @_opcode(b"]", "EMPTY_LIST")
     def op_empty_list(self) -> None:
@@ -567,7 +577,18 @@ class PickleMachine:
 
     @_opcode(b"q", "BINPUT")
     def op_binput(self) -> None:
-        self._memo_put(self._u1())
+        # The most frequent opcode of protocol 2 pickles: argument and memo store inline.
+        pos = self.pos
+        if pos >= len(self.data):
+            raise PickleBreak(self.op_offset, "pickle data was truncated")
+        self.pos = pos + 1
+        index = self.data[pos]
+        stack = self.stack
+        memo = self.memo
+        if stack and not isinstance(stack[-1], _MarkType) and len(memo) < self.max_memo:
+            memo[index] = stack[-1]
+        else:
+            self._memo_put(index)  # the rare cases, with their precise errors
 
     @_opcode(b"r", "LONG_BINPUT")
     def op_long_binput(self) -> None:
@@ -575,7 +596,14 @@ class PickleMachine:
 
     @_opcode(b"\x94", "MEMOIZE")
     def op_memoize(self) -> None:
-        self._memo_put(len(self.memo))
+        # The most frequent opcode of protocol 4+ pickles: memo store inline.
+        stack = self.stack
+        memo = self.memo
+        index = len(memo)
+        if stack and not isinstance(stack[-1], _MarkType) and index < self.max_memo:
+            memo[index] = stack[-1]
+        else:
+            self._memo_put(index)
 
     @_opcode(b"g", "GET")
     def op_get(self) -> None:
@@ -583,7 +611,15 @@ class PickleMachine:
 
     @_opcode(b"h", "BINGET")
     def op_binget(self) -> None:
-        self._memo_get(self._u1())
+        pos = self.pos
+        if pos >= len(self.data):
+            raise PickleBreak(self.op_offset, "pickle data was truncated")
+        self.pos = pos + 1
+        value = self.memo.get(self.data[pos])
+        if value is None:
+            self._memo_get(self.data[pos])  # raises the precise error
+        else:
+            self.stack.append(value)
 
     @_opcode(b"j", "LONG_BINGET")
     def op_long_binget(self) -> None:

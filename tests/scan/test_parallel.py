@@ -72,8 +72,18 @@ def die_always(item: int) -> int:
 def test_when_every_worker_dies_each_chunk_is_lost_once_and_the_scan_ends(forkable, forked):
     out = list(map_ordered(die_always, range(24), jobs=2, min_items=10, lost=lost, chunk=3))
     assert [o.split(":")[0] for o in out] == [f"lost {i}" for i in range(24)]
-    assert len(forked) == 8  # one worker per chunk of 3, each dying on its first item
+    # One worker per chunk, each dying on its first item; chunks queued behind it are re-run.
+    assert len(forked) == len(parallel.chunk_bounds(24, 2, 3))
     assert_reaped(forked)
+
+
+@pytest.mark.parametrize(("n", "jobs", "chunk"), [(1000, 2, 16), (24, 2, 3), (7, 8, 16), (1, 1, 1)])
+def test_chunks_cover_every_item_once_and_shrink_towards_the_end(n, jobs, chunk):
+    bounds = parallel.chunk_bounds(n, jobs, chunk)
+    assert [i for start, end in bounds for i in range(start, end)] == list(range(n))
+    sizes = [end - start for start, end in bounds]
+    assert max(sizes) <= chunk and sizes == sorted(sizes, reverse=True)
+    assert sizes[-1] == 1  # the last chunk is one item: no worker idles behind a long one
 
 
 def fail_on_three(item: int) -> int:

@@ -17,6 +17,7 @@ too. Not for: anything that is not a pure function of its arguments.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import pickle
@@ -90,19 +91,35 @@ def map_ordered(
     yield from parallel(delayed(fn)(item, *shared) for item in items)
 
 
+IN_FLIGHT = 2
+"""Chunks queued per worker: it starts the next while the parent reads the last one's answers."""
+
+
 class _Worker:
-    """One forked worker: its pid, the pipe ends the parent holds, and the chunk it holds."""
+    """One forked worker: its pid, the pipe ends the parent holds, and the chunks it holds."""
 
     def __init__(self, pid: int, tasks: int, results: int) -> None:
         self.pid = pid
         self.tasks = tasks
         self.results = results
-        self.chunk: int | None = None
-        """Index into `_ForkPool.chunks` of the chunk it is working on."""
+        self.pending: collections.deque[int] = collections.deque()
+        """Indexes into `_ForkPool.chunks` handed to it and not answered yet, oldest first."""
+
+
+def chunk_bounds(n: int, jobs: int, chunk: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of each chunk of `n` items: at most `chunk` items, and smaller towards
+    the end (a quarter of what is left per worker), so that every worker finishes together."""
+    bounds = []
+    start = 0
+    while start < n:
+        size = max(1, min(chunk, -(-(n - start) // (jobs * 4))))
+        bounds.append((start, min(start + size, n)))
+        start += size
+    return bounds
 
 
 class _ForkPool:
-    """Chunks of `items` handed out to forked workers as they finish the previous one."""
+    """Chunks of `items` handed out to forked workers as they finish earlier ones."""
 
     def __init__(
         self,
@@ -118,21 +135,22 @@ class _ForkPool:
         self.shared = shared
         self.lost = lost
         # Small chunks keep every worker busy to the end; larger ones cut pipe traffic.
-        size = max(1, min(chunk, len(items) // (jobs * 4)))
-        self.chunks = [(i, min(i + size, len(items))) for i in range(0, len(items), size)]
+        self.chunks = chunk_bounds(len(items), jobs, chunk)
         self.jobs = jobs
 
     def run(self) -> Iterator[Any]:
         workers: list[_Worker] = []
         answered: dict[int, list[Any]] = {}
-        next_chunk = 0
+        queue = collections.deque(range(len(self.chunks)))
+        """Chunks not handed out yet; those a dead worker never started go back to the front."""
         next_out = 0
         try:
             for _ in range(self.jobs):
                 workers.append(self._spawn())
-            for worker in workers:
-                next_chunk = self._hand_out(worker, next_chunk)
-            busy = {w.results: w for w in workers if w.chunk is not None}
+            for _ in range(IN_FLIGHT):
+                for worker in workers:
+                    self._hand_out(worker, queue)
+            busy = {w.results: w for w in workers if w.pending}
             while next_out < len(self.chunks):
                 while next_out in answered:
                     yield from answered.pop(next_out)
@@ -143,18 +161,18 @@ class _ForkPool:
                     # Every worker died: what is left runs in a fresh one.
                     replacement = self._spawn()
                     workers.append(replacement)
-                    next_chunk = self._hand_out(replacement, next_chunk)
-                    if replacement.chunk is None:
+                    for _ in range(IN_FLIGHT):
+                        self._hand_out(replacement, queue)
+                    if not replacement.pending:
                         raise RuntimeError("no scan worker could be started")
                     busy[replacement.results] = replacement
                 for fd in _wait_readable(list(busy)):
                     worker = busy.pop(fd)
-                    index, results = self._collect(worker)
+                    index, results = self._collect(worker, queue)
                     answered[index] = results
-                    if worker.tasks >= 0:
-                        next_chunk = self._hand_out(worker, next_chunk)
-                    if worker.chunk is not None:
+                    if worker.pending:
                         busy[worker.results] = worker
+
         finally:
             self._stop(workers)
 
@@ -192,32 +210,38 @@ class _ForkPool:
             payload = pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL)
             _write_all(results, _HEADER.pack(len(payload)) + payload)
 
-    def _hand_out(self, worker: _Worker, next_chunk: int) -> int:
-        if next_chunk >= len(self.chunks):
-            worker.chunk = None
-            return next_chunk
-        start, end = self.chunks[next_chunk]
+    def _hand_out(self, worker: _Worker, queue: collections.deque[int]) -> None:
+        """Queue the next chunk on `worker`, if there is one and the worker still listens."""
+        if not queue or worker.tasks < 0:
+            return
+        index = queue.popleft()
+        start, end = self.chunks[index]
         try:
             _write_all(worker.tasks, struct.pack("<QQ", start, end))
         except OSError:  # the worker is gone; its chunk goes to the next one asking
-            worker.chunk = None
-            return next_chunk
-        worker.chunk = next_chunk
-        return next_chunk + 1
+            queue.appendleft(index)
+            return
+        worker.pending.append(index)
 
-    def _collect(self, worker: _Worker) -> tuple[int, list[Any]]:
-        """The answers to `worker`'s chunk, or lost results if it died before answering."""
-        assert worker.chunk is not None
-        index = worker.chunk
+    def _collect(self, worker: _Worker, queue: collections.deque[int]) -> tuple[int, list[Any]]:
+        """The answers to `worker`'s oldest chunk, or lost results if it died before answering.
+
+        A live worker gets its next chunk before the answers are unpickled, so it never waits;
+        a dead one loses only the chunk it was working on, and the ones queued behind it go
+        back to the front of `queue`.
+        """
+        index = worker.pending.popleft()
         start, end = self.chunks[index]
-        worker.chunk = None
         header = _read_exact(worker.results, _HEADER.size)
         if len(header) == _HEADER.size:
             (size,) = _HEADER.unpack(header)
             payload = _read_exact(worker.results, size)
             if len(payload) == size:
+                self._hand_out(worker, queue)
                 answers: list[Any] = pickle.loads(payload)  # our own child wrote it
                 return index, answers
+        queue.extendleft(reversed(worker.pending))
+        worker.pending.clear()
         self._retire(worker)
         reason = "the worker process scanning it died; re-run with --jobs 1 to find the file"
         return index, [self.lost(item, reason) for item in self.items[start:end]]

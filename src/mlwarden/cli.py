@@ -16,9 +16,8 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TextIO
 
 import typer
 
@@ -586,8 +585,7 @@ def audit(
     raise typer.Exit(report.verdict().exit_code)
 
 
-@dataclass(frozen=True)
-class _AuditSettings:
+class _AuditSettings(NamedTuple):
     """The audit's inputs once flags and the plan are merged (flags win)."""
 
     paths: list[Path] | None
@@ -683,8 +681,7 @@ def _evasion_overrides(
     return dataclasses.replace(settings or EvasionSettings(), **changes)
 
 
-@dataclass(frozen=True)
-class _PrivacyFlags:
+class _PrivacyFlags(NamedTuple):
     """The privacy flags of `audit`, as typed."""
 
     members: Path | None
@@ -696,7 +693,7 @@ class _PrivacyFlags:
     seed: int | None
 
     def given(self) -> bool:
-        return any(getattr(self, f.name) is not None for f in dataclasses.fields(self))
+        return any(value is not None for value in self)
 
 
 def _audit_privacy(
@@ -1080,8 +1077,7 @@ def attack_evasion(
     raise typer.Exit(report.verdict().exit_code)
 
 
-@dataclass(frozen=True)
-class _ModelFlags:
+class _ModelFlags(NamedTuple):
     """The model flags of `attack evasion` and `audit`, as typed."""
 
     model: str | None

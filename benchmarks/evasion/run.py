@@ -63,6 +63,12 @@ RANGE = (0.0, 1.0)
 TOLERANCE = 1e-6
 """Float32 slack on the input range and the eps ball, in input units."""
 SEED = 0
+REPEAT_BELOW_S = 2.0
+"""A call faster than this (seconds) is repeated: the noise of a shared machine and a first
+call's allocations weigh most on the shortest calls."""
+REPEATS = 5
+"""Calls per tool for such a short attack; the fastest wall and CPU times are kept, as for the
+floor. Robust accuracy, success and norms always come from the first call."""
 
 
 # -- the bench environment -----------------------------------------------------------------------
@@ -1173,19 +1179,26 @@ def run_entry(
     except Exception as exc:
         m.status = f"error: {type(exc).__name__}: {last_line(str(exc))}"
         return m
-    _reset(case)
-    started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        with quiet():
-            produced = entry.run(case, p)
+        produced, m.wall, m.cpu = _timed_call(case, entry, p)
+        m.queries = case.counted.samples / case.n
+        for _ in range(REPEATS - 1 if m.wall < REPEAT_BELOW_S else 0):
+            _, wall, cpu = _timed_call(case, entry, p)
+            m.wall, m.cpu = min(m.wall, wall), min(m.cpu, cpu)
     except Exception as exc:
         m.status = f"error: {type(exc).__name__}: {last_line(str(exc))}"
         return m
-    m.wall = time.perf_counter() - started
-    m.cpu = time.process_time() - cpu_started
-    m.queries = case.counted.samples / case.n
     judge(case, row, p, produced, m)
     return m
+
+
+def _timed_call(case: Case, entry: Entry, p: Params) -> tuple[Produced, float, float]:
+    """One attack call from the same seeds: its output, wall and CPU seconds."""
+    _reset(case)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    with quiet():
+        produced = entry.run(case, p)
+    return produced, time.perf_counter() - started, time.process_time() - cpu_started
 
 
 def budget_norms(delta: np.ndarray, norm: str, case: Case) -> np.ndarray:
@@ -1635,7 +1648,9 @@ def header(peers: dict[str, str], budget: Budget, quick: bool, elapsed: float) -
             f"- mlwarden {importlib.metadata.version('mlwarden')} from this checkout; peers: "
             f"{versions}.",
             f"- Budget: {budget}.",
-            "- One run, no warm-up beyond importing every tool's attack modules and building "
+            f"- Calls shorter than {REPEAT_BELOW_S:g} s are made {REPEATS} times for every "
+            "tool alike and the fastest time is kept (as for the floor); longer calls are made "
+            "once. No other warm-up beyond importing every tool's attack modules and building "
             "each tool's model wrapper before timing. "
             "Robust accuracy, success and norms come from our own forward pass on each tool's "
             "output; an output outside the budget or [0, 1] never counts as fooled. See README.md "

@@ -588,6 +588,35 @@ def test_installed_command_runs_and_sets_the_exit_code(malicious: Path) -> None:
     assert json.loads(done.stdout)
 
 
+def test_console_entry_exits_with_the_code_and_skips_the_last_collection(
+    monkeypatch: pytest.MonkeyPatch, benign: Path, malicious: Path
+) -> None:
+    import gc
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    for path, code in ((benign, 0), (malicious, 1)):
+        monkeypatch.setattr(
+            sys, "argv", ["mlwarden", "scan", "--quiet", "-o", os.devnull, str(path)]
+        )
+        with pytest.raises(SystemExit) as exited:
+            cli_module.run()
+        assert exited.value.code == code
+    assert frozen == [True, True]
+
+
+def test_python_dash_m_is_the_same_command(malicious: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mlwarden", "scan", "--format", "json", malicious],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["verdict"]["exit_code"] == 1
+
+
 def test_help_imports_no_heavy_module() -> None:
     probe = (
         "import sys\n"

@@ -71,7 +71,7 @@ def test_code_hook_fails_on_unsafe_loading_and_passes_clean_code(
 
 def test_hook_entries_call_the_installed_console_script() -> None:
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["mlwarden"] == "mlwarden.cli:main"
+    assert scripts["mlwarden"] == "mlwarden.cli:run"
     for hook in hooks().values():
         words = shlex.split(hook["entry"])
         assert words[:2] == ["mlwarden", "scan"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from mlwarden.cli import run
 
-from mlwarden.cli import main
-
-sys.exit(main())
+run()

@@ -25,7 +25,7 @@ import functools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlwarden.errors import PolicyError
 from mlwarden.scan.limits import Limits
@@ -39,8 +39,7 @@ class Verdict(str, enum.Enum):
     DANGEROUS = "dangerous"
 
 
-@dataclass(frozen=True)
-class Classification:
+class Classification(NamedTuple):
     """A verdict and the reason for it (the matching list entry or its justification)."""
 
     verdict: Verdict

@@ -15,8 +15,7 @@ import ast
 import io
 import struct
 import tokenize
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlwarden.findings import Severity
 from mlwarden.scan.blob import Blob
@@ -43,8 +42,7 @@ class _BadHeader(Exception):
         self.verifiable = verifiable
 
 
-@dataclass(frozen=True)
-class NpyHeader:
+class NpyHeader(NamedTuple):
     """The parts of an ``.npy`` header that decide how it loads."""
 
     version: tuple[int, int]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlwarden.findings import Severity
 from mlwarden.scan.blob import Blob
@@ -61,8 +61,7 @@ class _DuplicateKey(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(NamedTuple):
     """One header entry that passed the per-entry checks."""
 
     name: str

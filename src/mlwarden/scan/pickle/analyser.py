@@ -24,7 +24,7 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlwarden.findings import Severity
 from mlwarden.scan.blob import Blob, BytesBlob
@@ -639,8 +639,7 @@ def _importable_name(value: Global) -> bool:
     return bool(_IMPORTABLE.match(value.module) and _IMPORTABLE.match(value.name))
 
 
-@dataclass(frozen=True)
-class HiddenPickle:
+class HiddenPickle(NamedTuple):
     """A pickle found inside data of another or no format."""
 
     offset: int

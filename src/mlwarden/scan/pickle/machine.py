@@ -14,6 +14,7 @@ import codecs
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mlwarden.scan.pickle.values import (
     Call,
@@ -791,8 +792,7 @@ class PickleMachine:
         return Opaque(f"numpy array of {count} x {dtype.itemsize} bytes")
 
 
-@dataclass(frozen=True)
-class _DtypeInfo:
+class _DtypeInfo(NamedTuple):
     itemsize: int
     has_object: bool
 

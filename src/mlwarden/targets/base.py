@@ -13,6 +13,7 @@ modules; `mlwarden.target(obj)` picks one. Not for: loading models from files
 from __future__ import annotations
 
 import contextlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -216,14 +217,20 @@ def validate_batch(target: Target, x: np.ndarray, *, what: str = "inputs") -> np
     array = target.check_inputs(x)
     if len(array) == 0:
         raise InputError(f"{what} are empty: give at least one sample")
-    if not np.isfinite(array).all():
+    # min and max are NaN when any value is, and infinite when any value is: two passes
+    # over the batch answer both the finiteness and the range question
+    smallest, largest = float(array.min()), float(array.max())
+    if not (math.isfinite(smallest) and math.isfinite(largest)):
         bad = int((~np.isfinite(array)).reshape(len(array), -1).any(axis=1).sum())
         raise InputError(f"{what} contain NaN or infinite values ({bad} samples); clean them first")
     low, high = target.input_range
     tolerance = 1e-5 * max(1.0, high - low)
-    if array.min() < low - tolerance or array.max() > high + tolerance:
+    if smallest < low - tolerance or largest > high + tolerance:
         raise InputError(
-            f"{what} range from {array.min():.4g} to {array.max():.4g}, outside the target's "
+            f"{what} range from {smallest:.4g} to {largest:.4g}, outside the target's "
             f"input_range ({low:g}, {high:g}); scale the data or pass input_range="
         )
+    if smallest >= low and largest <= high:
+        # already inside: a copy, so that nothing the attack does reaches the caller's array
+        return array.copy() if np.may_share_memory(array, x) else array
     return np.asarray(np.clip(array, low, high), dtype=np.float32)

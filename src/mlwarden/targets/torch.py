@@ -108,7 +108,13 @@ class TorchTarget(WhiteBoxTarget):
         return self._forward(x)
 
     def _predict_batch(self, x: np.ndarray) -> np.ndarray:
-        with self.session(), torch.inference_mode():
+        if self._in_session:  # inside an attack run: no context manager to enter per batch
+            return self._probabilities(x)
+        with self.session():
+            return self._probabilities(x)
+
+    def _probabilities(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
             logits = self._forward(torch.from_numpy(x).to(self._device))
             return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
@@ -130,9 +136,22 @@ class TorchTarget(WhiteBoxTarget):
 
     @contextlib.contextmanager
     def _attack_mode(self) -> Iterator[None]:
+        """Eval mode and frozen parameters, restored on exit even when the body raises.
+
+        One walk over the modules finds both the ones in training mode and the parameters that
+        require grad; a model already in eval mode is not switched (``eval()`` and ``train()``
+        walk the whole model again, which costs more than a small model's forward pass).
+        """
+        training = False
+        frozen: list[torch.nn.Parameter] = []
+        for module in self.model.modules():
+            training = training or module.training
+            for p in module._parameters.values():
+                if p is not None and p.requires_grad:
+                    frozen.append(p)  # a shared parameter may appear twice: harmless
         was_training = self.model.training
-        frozen = [p for p in self.model.parameters() if p.requires_grad]
-        self.model.eval()
+        if training:
+            self.model.eval()
         for p in frozen:
             p.requires_grad_(False)
         try:
@@ -140,7 +159,8 @@ class TorchTarget(WhiteBoxTarget):
         finally:
             for p in frozen:
                 p.requires_grad_(True)
-            self.model.train(was_training)
+            if training:
+                self.model.train(was_training)
 
     def _probe_classes(self, shape: tuple[int, ...], input_range: tuple[float, float]) -> int:
         probe = torch.full((1, *shape), float(np.mean(input_range)), device=self._device)

@@ -43,6 +43,20 @@ def labels_tensor(labels: np.ndarray, target: WhiteBoxTarget) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)).to(target.device)
 
 
+def model_view(rows: torch.Tensor, state: AttackState) -> torch.Tensor:
+    """A batch of inputs ``(m, *input_shape)`` viewing `rows`, contiguous ``(m, d)`` or
+    ``(m, *input_shape)``, without a copy.
+
+    One-channel images come channels-last when the caller's were (`AttackState.channels_last`):
+    the same memory, with the strides torch would see on the caller's own tensors, so that the
+    model runs the same kernels as in plain torch.
+    """
+    shape = state.x.shape[1:]
+    if state.channels_last and len(shape) == 3 and shape[0] == 1:
+        return rows.view(-1, shape[1], shape[2], 1).permute(0, 3, 1, 2)
+    return rows.view(-1, *shape)
+
+
 def clean_pass(
     state: AttackState, target: WhiteBoxTarget, index: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +68,7 @@ def clean_pass(
     whose first pass is at the clean inputs costs no separate clean forward pass.
     """
     x = to_tensor(state.x[index], target).requires_grad_(True)
-    logits = target.logits(x)
+    logits = target.logits(model_view(x, state))
     state.note_clean(index, torch.softmax(logits.detach().float(), dim=1).cpu().numpy())
     return x, logits
 

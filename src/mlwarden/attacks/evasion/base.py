@@ -14,6 +14,7 @@ Not for: the attacks themselves (one module each) or evaluation over several att
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,38 @@ def perturbation_norms(delta: np.ndarray, norm: Norm) -> np.ndarray:
     if norm == "l0":
         return np.asarray((flat != 0).sum(axis=1), dtype=np.float64)
     raise InputError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+
+
+def is_channels_last(x: Any) -> bool:
+    """Whether `x`, a batch ``(n, c, h, w)``, is laid out channels-last in memory (NHWC).
+
+    Image arrays built from ``(n, h, w, c)`` data often are; torch then runs convolutions in
+    its channels-last kernels, which can be much faster. Attacks mirror the caller's layout so
+    that the model runs as it would on the caller's own tensors. Judged from the strides, as
+    torch picks its kernels (a channel stride of one element); False for anything else.
+    """
+    shape = getattr(x, "shape", None)
+    strides = getattr(x, "strides", None)
+    if shape is None or strides is None or len(shape) != 4 or len(strides) != 4:
+        return False
+    n, c, h, w = (int(d) for d in shape)
+    if n == 0 or h * w <= 1:
+        return False
+    size = int(x.itemsize)
+    # the channel moves fastest, then the width, the height and the sample
+    return bool(strides[1] == size and strides[3] == c * size and strides[2] == w * c * size)
+
+
+def in_layout(x: np.ndarray, channels_last: bool) -> np.ndarray:
+    """`x`, a C-contiguous batch, viewed channels-last when `channels_last` and it costs no copy.
+
+    With one channel the two layouts share the same memory and only the strides differ; with
+    more the batch is returned as it is (a copy per query would cost more than it saves).
+    """
+    if not channels_last or x.ndim != 4 or x.shape[1] != 1 or not x.flags.c_contiguous:
+        return x
+    n, _, h, w = x.shape
+    return x.reshape(n, h, w, 1).transpose(0, 3, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -145,6 +178,9 @@ class AttackState:
     clean_probs: np.ndarray | None = None
     """The target's probabilities on the clean inputs ``(n, n_classes)``, rows of zeros where
     not known yet; None when the runner did not keep them."""
+    channels_last: bool = False
+    """The caller's images were channels-last (`is_channels_last`): attacks that can do so at
+    no cost hand the model channels-last tensors too."""
     best: np.ndarray = field(init=False)
     best_norm: np.ndarray = field(init=False)
     found: np.ndarray = field(init=False)
@@ -355,13 +391,18 @@ def check_eps(eps: float | None, norm: Norm, target: Target, *, required: bool) 
         value = float(eps)
     except (TypeError, ValueError):
         raise InputError(f"eps must be a number, got {eps!r}") from None
-    if not np.isfinite(value) or value < 0:
+    if not math.isfinite(value) or value < 0:
         raise InputError(f"eps must be a finite number >= 0, got {eps}")
     width = target.input_range[1] - target.input_range[0]
-    size = int(np.prod(target.input_shape))
-    largest = {"linf": width, "l2": width * np.sqrt(size), "l1": width * size, "l0": float(size)}[
-        norm
-    ]
+    size = math.prod(target.input_shape)
+    if norm == "linf":
+        largest = width
+    elif norm == "l2":
+        largest = width * math.sqrt(size)
+    elif norm == "l1":
+        largest = width * size
+    else:
+        largest = float(size)
     if value > largest * (1 + 1e-9):
         raise InputError(
             f"eps={value:g} under {norm} exceeds the largest possible perturbation ({largest:.4g}) "
@@ -398,6 +439,8 @@ def run_attack(
         raise InputError(f"{spec.name} supports norms {', '.join(spec.norms)}; got {norm!r}")
     if y_target is not None and not spec.targeted:
         raise InputError(f"{spec.name} has no targeted mode")
+    # mirrored only for torch models: the layout decides which kernels torch runs
+    channels_last = target.white_box and is_channels_last(x)
     x = validate_batch(target, x)
     y = validate_labels(y, len(x), target.n_classes)
     if y_target is not None:
@@ -417,7 +460,7 @@ def run_attack(
             clean_predictions = np.full(len(x), -1, dtype=np.int64)
         else:
             with target.unmetered():
-                clean_probs = target.predict_proba(x)
+                clean_probs = target.predict_proba(in_layout(x, channels_last))
             clean_predictions = clean_probs.argmax(axis=1)
         state = AttackState(
             x=x,
@@ -428,6 +471,7 @@ def run_attack(
             seed=int(seed),
             progress=progress,
             clean_probs=clean_probs,
+            channels_last=channels_last,
         )
         queries_before = target.queries
         interrupted = False
@@ -439,7 +483,8 @@ def run_attack(
         missing = np.flatnonzero(~state.clean_known)
         if len(missing):  # an attack that takes them from its own pass was stopped before it did
             with target.unmetered():
-                state.note_clean(missing, target.predict_proba(x[missing]))
+                probs = target.predict_proba(in_layout(x[missing], channels_last))
+                state.note_clean(missing, probs)
         return verify(spec.name, state, target, clean_probs, queries, started, interrupted, params)
 
 
@@ -460,7 +505,7 @@ def verify(
         threat.input_range[1] - threat.input_range[0]
     )
     with target.unmetered():
-        probs = target.predict_proba(x_adv)
+        probs = target.predict_proba(in_layout(x_adv, state.channels_last))
     predictions = probs.argmax(axis=1)
     success = state.is_adversarial(predictions)
     # a sample the attack did not fool goes back to its clean input: no half-way points

@@ -24,6 +24,7 @@ from mlwarden.attacks.evasion._torch import (
     check_positive,
     generator,
     labels_tensor,
+    model_view,
     objective,
     project_threat,
     random_in_ball,
@@ -112,7 +113,6 @@ class _Batch:
         self.state, self.target, self.index, self.settings = state, target, index, settings
         self.norm, self.eps = threat.norm, float(threat.eps or 0.0)
         self.low, self.high = threat.input_range
-        self.shape = (-1, *state.x.shape[1:])
         self.flat = state.x.ndim == 2
         """Samples are vectors already: the flat rows go to the model as they are."""
         self.targeted = state.targeted
@@ -161,7 +161,7 @@ class _Batch:
         try:
             for step in range(steps):
                 x_in = self.x_adv.detach().requires_grad_(True)
-                logits = self.target.logits(x_in if self.flat else x_in.view(self.shape))
+                logits = self.target.logits(x_in if self.flat else model_view(x_in, self.state))
                 goal, labels = self.goal, self.labels  # row-aligned with logits
                 keep = self._check(logits)
                 if keep is not None and len(keep) == 0:
@@ -174,7 +174,7 @@ class _Batch:
                 self.state.tick(done + (step + 1) * len(self.index), total)
             if judge_last:
                 with torch.no_grad():
-                    self._check(self.target.logits(self.x_adv.view(self.shape)))
+                    self._check(self.target.logits(model_view(self.x_adv, self.state)))
                 return
             if self.alive is None:
                 rows, points = self.positions, self.x_adv

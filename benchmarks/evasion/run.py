@@ -334,11 +334,23 @@ def build_case(key: str, budget: Budget) -> Case:
         key=key,
         spec=spec,
         trained=trained,
-        x=np.ascontiguousarray(trained.x_test[:count], dtype=np.float32),
-        y=np.ascontiguousarray(trained.y_test[:count], dtype=np.int64),
+        x=_standard_layout(trained.x_test[:count], np.float32),
+        y=_standard_layout(trained.y_test[:count], np.int64),
         counted=Counted(model),
         reference=reference,
     )
+
+
+def _standard_layout(array: np.ndarray, dtype: type) -> np.ndarray:
+    """A fresh C-ordered copy with the standard strides.
+
+    `np.ascontiguousarray` keeps any stride on an axis of length one, and the digits images
+    (one channel, cut from an (n, h, w, c) array) keep a channel stride of one element: torch
+    then takes them as channels-last and runs other convolution kernels, about 15% faster here.
+    A tool handed `x.copy()` gets the standard layout, so the floor, the judge and every tool
+    get that one layout.
+    """
+    return np.array(array, dtype=dtype, order="C", copy=True)
 
 
 # -- the floor -----------------------------------------------------------------------------------
@@ -387,8 +399,8 @@ def measure_passes(case: Case, floor: Floor, budget: Budget) -> None:
     """
     x_np = case.trained.x_train[: budget.patch_train] if floor.on_train else case.x
     y_np = case.trained.y_train[: budget.patch_train] if floor.on_train else case.y
-    x = torch.from_numpy(np.ascontiguousarray(x_np, np.float32))
-    y = torch.from_numpy(np.ascontiguousarray(y_np, np.int64))
+    x = torch.from_numpy(_standard_layout(x_np, np.float32))
+    y = torch.from_numpy(_standard_layout(y_np, np.int64))
     model = case.reference
 
     def grad() -> None:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,12 +81,17 @@ class PeerEnv:
         """What was installed and which peers failed to, so a rerun skips the install."""
         return self.venv / ".installed.json"
 
-    def enter(self, script: str) -> None:
-        """Re-run `script` with this environment's Python, installing it first if needed."""
-        if Path(sys.prefix).resolve() == self.venv.resolve():
+    def enter(self, script: str, env: Mapping[str, str] | None = None) -> None:
+        """Re-run `script` with this environment's Python (installing it first if needed) and
+        `env` added to the process environment; nothing happens when both already hold."""
+        extra = dict(env or {})
+        settled = all(os.environ.get(key) == value for key, value in extra.items())
+        if Path(sys.prefix).resolve() == self.venv.resolve() and settled:
             return
         self.ensure()
-        os.execv(str(self.python), [str(self.python), script, *sys.argv[1:]])
+        os.execve(
+            str(self.python), [str(self.python), script, *sys.argv[1:]], {**os.environ, **extra}
+        )
 
     def ensure(self) -> None:
         """Create the venv and install into it, unless the stamp says it is already done."""

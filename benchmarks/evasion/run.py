@@ -63,6 +63,15 @@ RANGE = (0.0, 1.0)
 TOLERANCE = 1e-6
 """Float32 slack on the input range and the eps ball, in input units."""
 SEED = 0
+STEADY_MALLOC = {
+    "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+    "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
+    "MALLOC_TOP_PAD_": str(64 << 20),
+}
+"""glibc settings the benchmark runs under: freed memory stays with the process instead of being
+returned to the system and faulted in again on the next pass. Without them the same call varied
+by up to 30% with the tens of thousands of page faults it happened to take, depending on what
+ran before it; every tool and the floor run under the same settings."""
 REPEAT_BELOW_S = 2.0
 """A call faster than this (seconds) is repeated: the noise of a shared machine and a first
 call's allocations weigh most on the shortest calls."""
@@ -1660,7 +1669,8 @@ def header(peers: dict[str, str], budget: Budget, quick: bool, elapsed: float) -
             f"- mlwarden {importlib.metadata.version('mlwarden')} from this checkout; peers: "
             f"{versions}.",
             f"- Budget: {budget}.",
-            f"- Calls shorter than {REPEAT_BELOW_S:g} s are made {REPEATS} times for every "
+            "- glibc keeps freed memory (`STEADY_MALLOC`), for every tool and the floor alike. "
+            f"Calls shorter than {REPEAT_BELOW_S:g} s are made {REPEATS} times for every "
             "tool alike and the fastest time is kept (as for the floor); longer calls are made "
             "once. No other warm-up beyond importing every tool's attack modules and building "
             "each tool's model wrapper before timing. "
@@ -1710,7 +1720,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if not args.no_setup:
-        ENV.enter(str(Path(__file__).resolve()))
+        ENV.enter(str(Path(__file__).resolve()), env=STEADY_MALLOC)
     logging.getLogger("art").setLevel(logging.ERROR)
     if args.threads > 0:
         # one thread by default: OpenMP workers spin while another process holds a core, which

@@ -180,7 +180,8 @@ def test_a_clean_scan_without_a_policy_file_skips_start_up_imports_it_does_not_n
         "import sys; from mlwarden.cli import main; sys.argv = ['mlwarden', 'scan', '--models',"
         " '-q', '-f', 'json', '-o', sys.argv[1] + '/r.json', sys.argv[1] + '/b.pkl']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "unneeded = {'tomllib', 'zipfile', 'hashlib', 'multiprocessing',"
+        "unneeded = {'tomllib', 'zipfile', 'hashlib', 'multiprocessing', 'tarfile', 'tempfile',"
+        " 'backports.zstd', 'compression.zstd',"
         " 'concurrent.futures'} & set(sys.modules)\n"
         "print(sorted(unneeded))"
     )

@@ -45,9 +45,9 @@ def lzma_alone(data: bytes) -> bytes:
 
 def zstd_compress(data: bytes) -> bytes:
     assert ZSTD is not None
-    from mlwarden.scan.formats._decompress import _ZSTD
+    from mlwarden.scan.formats._decompress import zstd_module
 
-    return bytes(_ZSTD.compress(data))
+    return bytes(zstd_module().compress(data))
 
 
 COMPRESSORS = {
@@ -126,6 +126,15 @@ def test_corrupt_stream_scans_what_decompressed(marker):
     assert "incorrect data check" in finding.evidence["error"]
     assert flags_payload_at(state, INNER)
 
+
+
+@pytest.mark.skipif(ZSTD is None, reason="no zstd bindings installed")
+def test_corrupt_zstd_stream_is_reported_with_the_decompressors_error(marker):
+    data = zstd_compress(evil_pickle(marker) + b"weights " * 20_000)
+    state = scan_bytes(data[: len(data) // 2] + bytes(len(data) - len(data) // 2))
+    finding = by_rule(state, "compressed.corrupt")[0]
+    assert finding.evidence["error"].startswith("ZstdError: ")
+    assert not marker.exists()
 
 def test_data_after_the_stream_is_scanned_on_its_own(marker):
     data = gzip.compress(b"harmless text") + evil_pickle(marker)

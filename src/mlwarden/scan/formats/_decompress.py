@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import bz2
 import enum
+import functools
 import importlib
+import importlib.util
 import lzma
 import struct
 import zlib
@@ -286,17 +288,60 @@ def _lzma1_filter(props: bytes) -> dict[str, int]:
     }
 
 
-def _zstd_module() -> Any | None:
-    """The zstd bindings of the standard library (3.14+) or its backport, if installed."""
-    for name in ("compression.zstd", "backports.zstd"):
+_ZSTD_MODULES = ("compression.zstd", "backports.zstd")
+"""The zstd bindings of the standard library (3.14+), then its backport."""
+
+
+def _zstd_installed() -> bool:
+    """Whether zstd bindings are installed, found without importing them (that costs 3 ms of
+    every scan's start-up, and zstd content is rare)."""
+    for name in _ZSTD_MODULES:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                return True
+        except ImportError:  # the parent package does not exist (``compression`` before 3.14)
+            continue
+    return False
+
+
+@functools.cache
+def zstd_module() -> Any:
+    """The zstd bindings (imported on first use); `ZSTD` is None when there are none."""
+    for name in _ZSTD_MODULES:
         try:
             return importlib.import_module(name)
         except ImportError:
             continue
-    return None
+    raise ImportError("no zstd bindings installed")
 
 
-_ZSTD = _zstd_module()
+class ZstdError(ValueError):
+    """What the zstd decompressor raised (its own ``ZstdError`` is not a ValueError)."""
+
+
+class _ZstdInflater:
+    """zstd frames through the bindings' incremental API; their errors become `ZstdError`."""
+
+    def __init__(self) -> None:
+        module = zstd_module()
+        self._inner = _StandardInflater(module.ZstdDecompressor())
+        self._error: type[Exception] = module.ZstdError
+
+    @property
+    def eof(self) -> bool:
+        return self._inner.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._inner.unused_data
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        try:
+            yield from self._inner.feed(data)
+        except self._error as exc:
+            raise ZstdError(str(exc)) from exc
+
+
 _ZSTD_FRAME_MAGIC = b"\x28\xb5\x2f\xfd"
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -340,14 +385,10 @@ ZIP_LZMA = Codec("lzma", _ZipLzmaInflater, (*_LZMA_ERRORS, struct.error))
 
 
 def _zstd_codec() -> Codec | None:
-    zstd = _ZSTD
-    if zstd is None:
+    if not _zstd_installed():
         return None
     return Codec(
-        "zstd",
-        lambda: _StandardInflater(zstd.ZstdDecompressor()),
-        (zstd.ZstdError, EOFError, ValueError),
-        next_stream=is_zstd_frame,
+        "zstd", _ZstdInflater, (ZstdError, EOFError, ValueError), next_stream=is_zstd_frame
     )
 
 

@@ -570,7 +570,7 @@ def _scan_member(ctx: ScanContext, member: _Member, budget: _Budget) -> None:
 
 def _check_member_headers(ctx: ScanContext, member: _Member) -> None:
     header, entry = member.header, member.central
-    if _is_traversal(member.name) or _is_traversal(header.name):
+    if _is_traversal(member.name) or (header.name != member.name and _is_traversal(header.name)):
         ctx.add(
             "zip.path-traversal",
             Severity.MEDIUM,
@@ -647,6 +647,8 @@ def _check_header_agreement(ctx: ScanContext, member: _Member, entry: _CentralEn
 
 
 def _is_traversal(name: str) -> bool:
+    if ".." not in name and name[:1] not in ("/", "\\") and name[1:2] != ":":
+        return False  # the common case, without splitting the name
     parts = name.replace("\\", "/").split("/")
     absolute = name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":")
     return absolute or ".." in parts

@@ -1753,7 +1753,8 @@ def run() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code (the console-script entry point)."""
+    """Run the CLI on `argv` (default: ``sys.argv[1:]``) and return its exit code; `run` is
+    the console-script entry point around it."""
     command = _command(sys.argv[1:] if argv is None else argv)
     # typer may vendor click; its exception classes live wherever BadParameter does.
     click_errors = sys.modules[typer.BadParameter.__module__]

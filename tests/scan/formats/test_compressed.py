@@ -127,7 +127,6 @@ def test_corrupt_stream_scans_what_decompressed(marker):
     assert flags_payload_at(state, INNER)
 
 
-
 @pytest.mark.skipif(ZSTD is None, reason="no zstd bindings installed")
 def test_corrupt_zstd_stream_is_reported_with_the_decompressors_error(marker):
     data = zstd_compress(evil_pickle(marker) + b"weights " * 20_000)
@@ -135,6 +134,7 @@ def test_corrupt_zstd_stream_is_reported_with_the_decompressors_error(marker):
     finding = by_rule(state, "compressed.corrupt")[0]
     assert finding.evidence["error"].startswith("ZstdError: ")
     assert not marker.exists()
+
 
 def test_data_after_the_stream_is_scanned_on_its_own(marker):
     data = gzip.compress(b"harmless text") + evil_pickle(marker)

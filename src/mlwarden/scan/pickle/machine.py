@@ -152,26 +152,58 @@ class PickleMachine:
 
     def _loop(self) -> None:
         # Runs once per opcode: the count lives in a local and is written back on every exit.
+        # The four opcodes that make up most of real pickles (memo stores, small ints) are
+        # handled right here, with exactly the checks of their handlers; the rest dispatch.
         data = self.data
         size = len(data)
         dispatch = _DISPATCH
         opcodes = self.opcodes
+        memo = self.memo
+        max_memo = self.max_memo
         try:
             while not self.stopped:
                 pos = self.pos
                 if pos >= size:
                     raise PickleBreak(pos, "pickle data was truncated (no STOP opcode)")
                 self.op_offset = pos
-                self.pos = pos + 1
-                handler = dispatch[data[pos]]
+                code = data[pos]
+                handler = dispatch[code]
                 if handler is None:
-                    raise PickleBreak(pos, f"invalid opcode 0x{data[pos]:02x}")
+                    self.pos = pos + 1
+                    raise PickleBreak(pos, f"invalid opcode 0x{code:02x}")
                 opcodes += 1
                 if opcodes % TIME_CHECK_EVERY_OPCODES == 0:
                     if opcodes > self.max_opcodes:
                         raise OpcodeLimit("max_opcodes", pos)
                     if self.check_time is not None:
                         self.check_time()
+                stack = self.stack
+                if code in _MEMO_STORES:
+                    if code == _MEMOIZE:
+                        index = len(memo)
+                        self.pos = pos + 1
+                    elif pos + 1 < size:
+                        index = data[pos + 1]
+                        self.pos = pos + 2
+                    else:
+                        self.pos = pos + 1
+                        raise PickleBreak(pos, "pickle data was truncated")
+                    if stack and not isinstance(stack[-1], _MarkType) and len(memo) < max_memo:
+                        memo[index] = stack[-1]
+                    else:
+                        self._memo_put(index)  # the rare cases, with their precise errors
+                    continue
+                if code == _BININT1 and pos + 1 < size:
+                    stack.append(Const(data[pos + 1]))
+                    self.pos = pos + 2
+                    continue
+                if code == _BINGET and pos + 1 < size:
+                    value = memo.get(data[pos + 1])
+                    if value is not None:
+                        stack.append(value)
+                        self.pos = pos + 2
+                        continue
+                self.pos = pos + 1
                 handler(self)
         finally:
             self.opcodes = opcodes
@@ -832,5 +864,8 @@ def _build_dispatch() -> list[Callable[[PickleMachine], None] | None]:
 
 
 _DISPATCH = _build_dispatch()
+_MEMOIZE, _BININT1, _BINGET = b"\x94"[0], b"K"[0], b"h"[0]
+_MEMO_STORES = frozenset(b"q\x94")
+"""BINPUT and MEMOIZE: with BININT1 and BINGET, the opcodes `PickleMachine._loop` runs inline."""
 OPCODE_NAMES = dict(_OPCODE_NAMES)
 """Opcode byte -> name, for every opcode the machine knows (all of protocols 0-5)."""

@@ -319,25 +319,17 @@ class ZstdError(ValueError):
     """What the zstd decompressor raised (its own ``ZstdError`` is not a ValueError)."""
 
 
-class _ZstdInflater:
+class _ZstdInflater(_StandardInflater):
     """zstd frames through the bindings' incremental API; their errors become `ZstdError`."""
 
     def __init__(self) -> None:
         module = zstd_module()
-        self._inner = _StandardInflater(module.ZstdDecompressor())
+        super().__init__(module.ZstdDecompressor())
         self._error: type[Exception] = module.ZstdError
-
-    @property
-    def eof(self) -> bool:
-        return self._inner.eof
-
-    @property
-    def unused_data(self) -> bytes:
-        return self._inner.unused_data
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         try:
-            yield from self._inner.feed(data)
+            yield from super().feed(data)
         except self._error as exc:
             raise ZstdError(str(exc)) from exc
 

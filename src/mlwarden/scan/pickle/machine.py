@@ -394,7 +394,7 @@ class PickleMachine:
 
     @_opcode(b"K", "BININT1")
     def op_binint1(self) -> None:
-        self.stack.append(Const(self._u1()))
+        self._push(Const(self._u1()))  # usually run inline by `_loop`
 
     @_opcode(b"M", "BININT2")
     def op_binint2(self) -> None:
@@ -610,18 +610,7 @@ class PickleMachine:
 
     @_opcode(b"q", "BINPUT")
     def op_binput(self) -> None:
-        # The most frequent opcode of protocol 2 pickles: argument and memo store inline.
-        pos = self.pos
-        if pos >= len(self.data):
-            raise PickleBreak(self.op_offset, "pickle data was truncated")
-        self.pos = pos + 1
-        index = self.data[pos]
-        stack = self.stack
-        memo = self.memo
-        if stack and not isinstance(stack[-1], _MarkType) and len(memo) < self.max_memo:
-            memo[index] = stack[-1]
-        else:
-            self._memo_put(index)  # the rare cases, with their precise errors
+        self._memo_put(self._u1())  # usually run inline by `_loop`
 
     @_opcode(b"r", "LONG_BINPUT")
     def op_long_binput(self) -> None:
@@ -629,14 +618,7 @@ class PickleMachine:
 
     @_opcode(b"\x94", "MEMOIZE")
     def op_memoize(self) -> None:
-        # The most frequent opcode of protocol 4+ pickles: memo store inline.
-        stack = self.stack
-        memo = self.memo
-        index = len(memo)
-        if stack and not isinstance(stack[-1], _MarkType) and index < self.max_memo:
-            memo[index] = stack[-1]
-        else:
-            self._memo_put(index)
+        self._memo_put(len(self.memo))  # usually run inline by `_loop`
 
     @_opcode(b"g", "GET")
     def op_get(self) -> None:
@@ -644,15 +626,7 @@ class PickleMachine:
 
     @_opcode(b"h", "BINGET")
     def op_binget(self) -> None:
-        pos = self.pos
-        if pos >= len(self.data):
-            raise PickleBreak(self.op_offset, "pickle data was truncated")
-        self.pos = pos + 1
-        value = self.memo.get(self.data[pos])
-        if value is None:
-            self._memo_get(self.data[pos])  # raises the precise error
-        else:
-            self.stack.append(value)
+        self._memo_get(self._u1())  # usually run inline by `_loop`
 
     @_opcode(b"j", "LONG_BINGET")
     def op_long_binget(self) -> None:

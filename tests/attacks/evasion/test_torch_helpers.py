@@ -79,14 +79,32 @@ def test_l1_projection_onto_a_zero_ball_is_zero() -> None:
     assert torch.equal(project_l1_ball(torch.ones(2, 4), 0.0), torch.zeros(2, 4))
 
 
-@pytest.mark.parametrize(("norm", "eps"), [("linf", 0.3), ("l2", 2.0), ("l1", 5.0)])
-def test_random_starts_fill_the_ball_without_leaving_it(norm: str, eps: float) -> None:
-    noise = random_in_ball(torch.zeros(500, 1, 6, 6), norm, eps, torch.Generator().manual_seed(0))
+def test_random_linf_starts_fill_the_cube_without_leaving_it() -> None:
+    noise = random_in_ball(torch.zeros(500, 1, 6, 6), "linf", 0.3, torch.Generator().manual_seed(0))
+    size = norms(noise, "linf")
+    assert float(size.max()) <= 0.3
+    # uniform in a 36-dimensional cube: some coordinate is almost always near a face
+    assert float(size.median()) > 0.9 * 0.3
+    assert float(noise.flatten(1).std(dim=0).min()) > 0
+
+
+@pytest.mark.parametrize(("norm", "eps"), [("l2", 2.0), ("l1", 5.0)])
+def test_random_l2_and_l1_starts_spread_over_the_radii_in_every_direction(
+    norm: str, eps: float
+) -> None:
+    noise = random_in_ball(torch.zeros(2000, 1, 6, 6), norm, eps, torch.Generator().manual_seed(0))
     size = norms(noise, norm)
     assert float(size.max()) <= eps * (1 + 1e-5)
-    # uniform in a 36-dimensional ball: almost all the mass sits near the surface
-    assert float(size.median()) > 0.9 * eps
-    assert float(noise.flatten(1).std(dim=0).min()) > 0
+    # radius uniform in [0, eps], not in volume (which would put nearly all of them at the
+    # surface of a 36-dimensional ball)
+    quartiles = torch.quantile(size.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.double))
+    assert torch.allclose(
+        quartiles, torch.tensor([0.25, 0.5, 0.75], dtype=torch.double) * eps, atol=0.05 * eps
+    )
+    # every coordinate moves, both ways
+    flat = noise.flatten(1)
+    assert float(flat.std(dim=0).min()) > 0
+    assert bool(((flat > 0).any(dim=0) & (flat < 0).any(dim=0)).all())
 
 
 @pytest.mark.parametrize(("norm", "eps"), [("linf", 0.1), ("l2", 0.5), ("l1", 2.0)])

@@ -315,9 +315,11 @@ def pgd(
         steps: gradient steps per restart, >= 1 (40, as Madry et al. and foolbox).
         step_size: length of one step in input units under `norm`; None for
             ``2.5 * eps / steps`` (linf, l2) or ``10 * eps / steps`` (l1).
-        restarts: runs per sample, >= 1; each run after the first starts from a uniformly random
-            point of the ball, and only samples not yet fooled run again.
-        random_start: start the first run from a random point of the ball instead of `x`.
+        restarts: runs per sample, >= 1; each run after the first starts from a random point of
+            the ball, and only samples not yet fooled run again.
+        random_start: start the first run from a random point of the ball instead of `x`
+            (linf: uniform in the cube; l2, l1: a uniform direction at a radius uniform in
+            ``[0, eps]``).
         early_stop: retire a sample from the batch as soon as it is adversarial (faster; the
             result is the same adversarial input). False runs every sample every step.
         loss: ``ce`` (cross-entropy), ``dlr`` (difference of logits ratio, Croce & Hein 2020)

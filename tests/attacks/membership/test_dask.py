@@ -120,13 +120,13 @@ def test_a_failure_on_a_worker_names_the_model_and_keeps_the_rest(
 
 def test_an_unreachable_scheduler_is_a_usage_error(records, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(reference_module, "DASK_CONNECT_TIMEOUT_S", 1.0)
-    with socket.socket() as probe:
+    with socket.socket() as probe:  # bound, never listening: refused, and no one else's port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(
-        UsageError, match=f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"
-    ):
-        train(LogisticRegression(), records, dask=f"tcp://127.0.0.1:{port}")
+        with pytest.raises(
+            UsageError, match=f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"
+        ):
+            train(LogisticRegression(), records, dask=f"tcp://127.0.0.1:{port}")
 
 
 def test_dask_must_be_a_client_or_an_address(records) -> None:  # type: ignore[no-untyped-def]
@@ -140,3 +140,22 @@ def test_missing_distributed_names_the_extra(records, monkeypatch) -> None:  # t
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(UsageError, match=r"pip install mlwarden\[dask\]"):
         train(LogisticRegression(), records, dask="tcp://127.0.0.1:8786")
+
+
+def test_each_run_sends_its_data_under_keys_of_its_own(client, records, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two runs on the same data must not share the keys of the data they send: when the first
+    releases its copy, the scheduler would drop the data under the second run's tasks, which
+    then fail with 'lost dependencies' (seen in a full test run)."""
+    keys: list[str] = []
+    scatter = client.scatter
+
+    def spy(data: Any, **options: Any) -> Any:
+        futures = scatter(data, **options)
+        keys.extend(str(f.key) for f in futures)
+        return futures
+
+    monkeypatch.setattr(client, "scatter", spy)
+    first = train(LogisticRegression(), records, mode="offline", n_reference=2, dask=client)
+    second = train(LogisticRegression(), records, mode="offline", n_reference=2, dask=client)
+    np.testing.assert_array_equal(first.probs_candidates, second.probs_candidates)
+    assert len(keys) == 4 and len(set(keys)) == 4

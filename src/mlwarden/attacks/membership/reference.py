@@ -721,7 +721,10 @@ class _Runner:
         with _dask_client(dask) as client:
             from distributed import as_completed
 
-            x, y = client.scatter([self.x, self.y])
+            # keys of our own: with the default content hash, a run on the same data as the
+            # last one shares its keys, and the last run releasing them can drop the data
+            # under this run's tasks (they fail with 'lost dependencies')
+            x, y = client.scatter([self.x, self.y], hash=False)
             token = uuid.uuid4().hex
             futures = [
                 client.submit(

@@ -563,13 +563,16 @@ def test_progress_bar_runs_no_thread_so_scans_can_fork_workers(
 
     monkeypatch.setattr(cli_module, "_interactive_stderr", lambda quiet: True)
     monkeypatch.setattr(sys, "stderr", io.StringIO())
-    threads_before = threading.active_count()
+    # Compared as sets, not counts: a daemon thread an earlier test left behind (a loopback
+    # server's handler, a pool's worker) may end meanwhile without _progress starting one.
+    threads_before = set(threading.enumerate())
     with _progress(quiet=False) as update:
         assert update is not None
-        assert threading.active_count() == threads_before  # no refresh thread
+        assert set(threading.enumerate()) - threads_before == set()  # no refresh thread
         for done in range(1, 201):
             update("scanning", done, 200)
-        if threads_before == 1:
+        assert set(threading.enumerate()) - threads_before == set()
+        if len(threads_before) == 1:
             assert parallel.can_fork()
 
 

@@ -207,11 +207,11 @@ def test_a_slow_endpoint_times_out(server: str) -> None:
 
 
 def test_a_refused_connection_is_a_target_error() -> None:
-    with socket.socket() as sock:
+    with socket.socket() as sock:  # bound, never listening: refused, and no one else's port
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(TargetError, match="connection refused"):
-        HttpTarget(f"http://127.0.0.1:{port}/predict", input_shape=(4,))
+        with pytest.raises(TargetError, match="connection refused"):
+            HttpTarget(f"http://127.0.0.1:{port}/predict", input_shape=(4,))
 
 
 def test_garbage_json_is_a_target_error(server: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,9 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OSV_FOLDER = FIXTURES / "osv"
+SLOW_HOLD_S = 30.0
+"""Longest a ``slow`` answer is held back (s): the fixture releases it at teardown, long after any
+client timeout under test, so a timeout never depends on how loaded the machine is."""
 
 
 def advisory_json(advisory_id: str) -> dict[str, Any]:
@@ -57,6 +59,10 @@ class FakeOsv:
     url: str = ""
     page_size: int = 0
     """When > 0, batch answers carry at most this many ids and a next_page_token."""
+    release: threading.Event = field(default_factory=threading.Event)
+    """Set at teardown: a ``slow`` answer is sent only then (or after `SLOW_HOLD_S`)."""
+    answered_slow: threading.Event = field(default_factory=threading.Event)
+    """Set once a ``slow`` answer has been sent."""
 
 
 def _handler(fake: FakeOsv) -> type[BaseHTTPRequestHandler]:
@@ -80,8 +86,9 @@ def _handler(fake: FakeOsv) -> type[BaseHTTPRequestHandler]:
                 self._send(500, b"internal error")
                 return True
             if fake.mode == "slow":
-                time.sleep(1.5)
+                fake.release.wait(SLOW_HOLD_S)
                 self._send(200, b"{}")
+                fake.answered_slow.set()
                 return True
             if fake.mode == "redirect":
                 self._send(302, b"", {"Location": "http://127.0.0.2:9/v1/querybatch"})
@@ -139,5 +146,6 @@ def fake_osv() -> Iterator[FakeOsv]:
     try:
         yield fake
     finally:
+        fake.release.set()  # a held-back slow answer goes out now; its thread ends
         server.shutdown()
         server.server_close()

@@ -56,12 +56,12 @@ def test_unreachable_api_exits_2_never_clean(
 ) -> None:
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv(OSV_URL_ENV, f"http://127.0.0.1:{port}")
     write(tmp_path, "requirements.txt", "torch==2.5.1\n")
-    report = run_audit(AuditContext(paths=[tmp_path], deps=DepsSettings(timeout_s=2)), only=ONLY)
+    with socket.socket() as sock:  # bound, never listening: refused, and no one else's port
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv(OSV_URL_ENV, f"http://127.0.0.1:{sock.getsockname()[1]}")
+        context = AuditContext(paths=[tmp_path], deps=DepsSettings(timeout_s=2))
+        report = run_audit(context, only=ONLY)
     assert report.findings == []
     assert report.exit_code(Severity.HIGH) == ExitCode.ERROR
     assert "incomplete" in report.errors[0].message

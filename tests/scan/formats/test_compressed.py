@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import lzma
 import os
@@ -51,7 +52,7 @@ def zstd_compress(data: bytes) -> bytes:
 
 
 COMPRESSORS = {
-    "gzip": gzip.compress,
+    "gzip": functools.partial(gzip.compress, mtime=0),  # the same bytes on every run
     "bzip2": bz2.compress,
     "xz": lzma.compress,
     "lzma": lzma_alone,

@@ -43,11 +43,20 @@ CENTRAL_FLAGS, CENTRAL_METHOD, CENTRAL_CRC, CENTRAL_NAME = 8, 10, 16, 46
 CENTRAL_LOCAL_OFFSET = 42
 
 
+ZIP_DATE = (2024, 1, 1, 0, 0, 0)
+"""Every entry's date: `writestr` with a name would stamp the current time, and the mutation
+fuzz test needs the same seed bytes on every run to replay what it finds."""
+
+
 def build_zip(members: list[tuple[str, bytes]], compression: int = zipfile.ZIP_STORED) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as zf:
         for name, data in members:
-            zf.writestr(name, data)
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = compression
+            # what writestr(name, ...) sets, bar the date
+            info.external_attr = (0o40775 << 16) | 0x10 if name.endswith("/") else 0o600 << 16
+            zf.writestr(info, data)
     return buf.getvalue()
 
 

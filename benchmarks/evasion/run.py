@@ -394,9 +394,9 @@ class Floor:
 
 
 FLOOR_RUN = 50
-"""Passes per timed run of the floor: a row whose attack makes fewer times as many as it makes,
-a longer one times 50 and scales. An attack's passes come one after another, and so do the
-floor's; 50 keep the longest run under two seconds on these models."""
+"""Most passes in one timed run of the floor. A row that allows fewer is timed over exactly that
+many; a longer row is timed over 50 and scaled. An attack's passes come one after another, and
+so do the floor's; 50 keep the longest run under two seconds on these models."""
 
 
 def _fastest(fn: Callable[[], None], *, reps: int = 5, inner: int = 2) -> float:
@@ -421,8 +421,9 @@ def measure_passes(case: Case, floor: Floor, budget: Budget) -> None:
 
     Each kind is timed as the attack makes it: a run of `run_length` passes one after another,
     the fastest of `REPEATS` runs kept, as for the tools. A run's passes cost more than its
-    fastest single pass (3-8% on these models: caches, the allocator, the scheduler), and no
-    attack of many passes can reach that single pass on every one of them. The fastest single
+    fastest single pass (0-7% per pass on these models in the full run at commit bee2a95:
+    caches, the allocator, the scheduler), and no attack of many passes reaches that single
+    pass on every one of them. The fastest single
     pass is kept too, for the older floor of ``count x fastest pass`` the findings quote.
     Measured again before every row, so that a moment when another process held the core does
     not set the floor: the floor is what the passes cost when nothing else runs.

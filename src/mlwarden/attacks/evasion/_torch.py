@@ -271,7 +271,7 @@ def random_in_ball(
     radius uniform in ``[0, eps]``, as torchattacks draws its l2 starts. A point uniform in
     the ball's volume sits at radius about ``eps * u ** (1 / d)``, on its surface for any real
     input size, and PGD then spends its steps undoing noise: on the digits CNNs, starts drawn
-    that way left 1-2% more samples unfooled after 50 l2 steps than these.
+    that way left about 1% more samples unfooled after 50 l2 steps than these (3% under l1).
     """
     shape, dims = like.shape, like[0].numel()
     if norm == "linf":

@@ -63,6 +63,7 @@ RANGE = (0.0, 1.0)
 TOLERANCE = 1e-6
 """Float32 slack on the input range and the eps ball, in input units."""
 SEED = 0
+"""The seed of every timed call and of the tables; `--seeds N` adds calls at seeds 1 to N-1."""
 STEADY_MALLOC = {
     "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
     "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
@@ -464,6 +465,17 @@ def measure_passes(case: Case, floor: Floor, budget: Budget) -> None:
             case.pass_seconds[key] = min(case.pass_seconds.get(key, math.inf), run)
 
 
+CHECK = Floor(forward=1)
+"""One forward pass over the samples: what a user of a tool that returns only the adversarial
+inputs (ART, torchattacks) must add to learn which of them fool the model. mlwarden and foolbox
+make that pass inside the call and report it (`Produced.claimed`)."""
+
+
+def check_seconds(case: Case) -> float:
+    """Seconds of the fastest `CHECK` pass timed so far (NaN before `run_row` timed one)."""
+    return case.pass_seconds.get(("forward", False, run_length(CHECK.forward)), math.nan)
+
+
 def _floor_counts(floor: Floor) -> dict[str, float]:
     return {"grad": floor.grad, "forward": floor.forward, "jacobian": floor.jacobian}
 
@@ -498,6 +510,13 @@ class Produced:
 
 
 Params = dict[str, Any]
+
+
+def seed_of(p: Params) -> int:
+    """The seed a call runs at: `SEED` unless `run_row` asks for another (`--seeds`)."""
+    return int(p.get("seed", SEED))
+
+
 Runner = Callable[[Case, Params], Produced]
 
 
@@ -542,7 +561,7 @@ def mlwarden_entry(
         from mlwarden.attacks.evasion import get_attack
 
         _, fn = get_attack(name)
-        result = fn(case.wrapper("mlwarden"), case.x, case.y, seed=SEED, **args(case, p))
+        result = fn(case.wrapper("mlwarden"), case.x, case.y, seed=seed_of(p), **args(case, p))
         return Produced(np.asarray(result.x_adv), np.asarray(result.success))
 
     return Entry("mlwarden", run, label=label, attack=name)
@@ -694,7 +713,7 @@ def _apgd_entries(loss: str) -> tuple[Entry, ...]:
                 eps=p["eps"],
                 steps=p["steps"],
                 n_restarts=1,
-                seed=SEED,
+                seed=seed_of(p),
                 loss=loss,
                 eot_iter=1,
                 rho=0.75,
@@ -786,11 +805,11 @@ def _mlwarden_patch(case: Case, p: Params) -> Produced:
         patch_size=p["side"],
         steps=p["steps"],
         target_class=p["class"],
-        seed=SEED,
+        seed=seed_of(p),
     )
     # evaluated like ART's apply_patch: on the test samples, one random position each
     room = np.array(case.shape[1:]) - p["side"] + 1
-    corners = np.random.default_rng(SEED).integers(0, room, size=(case.n, 2))
+    corners = np.random.default_rng(seed_of(p)).integers(0, room, size=(case.n, 2))
     return Produced(apply_patch(case.x, np.asarray(result.artifacts["patch"]), corners))
 
 
@@ -883,7 +902,7 @@ def rows() -> list[Row]:
                         eps=p["eps"],
                         steps=p["steps"],
                         n_restarts=1,
-                        seed=SEED,
+                        seed=seed_of(p),
                         eot_iter=1,
                         rho=0.75,
                         n_classes=case.n_classes,
@@ -1052,7 +1071,7 @@ def rows() -> list[Row]:
                         p_init=p["p_init"],
                         loss="margin",
                         resc_schedule=True,
-                        seed=SEED,
+                        seed=seed_of(p),
                     )
                 ),
             ),
@@ -1195,6 +1214,9 @@ class Measurement:
     """Samples returned outside the eps ball, the input range, or not finite."""
     false_claims: int | None = None
     """Samples the tool called adversarial that our own forward pass did not (None: no claim)."""
+    by_seed: list[tuple[float, float]] = field(default_factory=list)
+    """(robust accuracy, median norm) of the call at each seed, `SEED` first; one entry unless
+    the run was made with `--seeds`."""
 
     @property
     def ok(self) -> bool:
@@ -1215,13 +1237,13 @@ def availability(entry: Entry, peers: dict[str, str]) -> str:
     return ""
 
 
-def _reset(case: Case) -> None:
+def _reset(case: Case, seed: int = SEED) -> None:
     case.counted.samples = 0
     case.counted.eval()
     case.counted.requires_grad_(True)
-    torch.manual_seed(SEED)
-    np.random.seed(SEED)
-    random.seed(SEED)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
     gc.collect()
 
 
@@ -1262,6 +1284,7 @@ def run_entry(
         m.status = f"error: {type(exc).__name__}: {last_line(str(exc))}"
         return m
     judge(case, row, p, produced, m)
+    m.by_seed.append((m.robust_accuracy, m.median_norm))
     return m
 
 
@@ -1273,7 +1296,7 @@ def retime(case: Case, entry: Entry, p: Params, m: Measurement) -> None:
 
 def _timed_call(case: Case, entry: Entry, p: Params) -> tuple[Produced, float, float]:
     """One attack call from the same seeds: its output, wall and CPU seconds."""
-    _reset(case)
+    _reset(case, seed_of(p))
     started, cpu_started = time.perf_counter(), time.process_time()
     with quiet():
         produced = entry.run(case, p)
@@ -1341,10 +1364,15 @@ def judge(case: Case, row: Row, p: Params, produced: Produced, m: Measurement) -
         m.false_claims = int((produced.claimed & eligible & ~fooled).sum())
 
 
-def run_row(case: Case, row: Row, budget: Budget, peers: dict[str, str]) -> list[Measurement]:
+def run_row(
+    case: Case, row: Row, budget: Budget, peers: dict[str, str], *, seeds: int = 1
+) -> list[Measurement]:
+    """Every tool of `row` on `case`, timed and judged at `SEED`; with `seeds` > 1, each tool
+    that ran is called once more at each seed from 1 to ``seeds - 1``, untimed, for strength."""
     p = row.params(case, budget, None)
     floor = row.floor(case, p)
     measure_passes(case, floor, budget)
+    measure_passes(case, CHECK, budget)
     seconds = floor_seconds(case, floor)
     log(f"[{case.key}] {row.key}: {row.describe(p)}; floor {seconds:.3f} s ({floor.describe()})")
     out = []
@@ -1369,7 +1397,37 @@ def run_row(case: Case, row: Row, budget: Budget, peers: dict[str, str]) -> list
                 m.status = f"error on a repeated call: {type(exc).__name__}: {last_line(str(exc))}"
     if again:
         log("  fastest of " + ", ".join(f"{m.tool} {m.wall:.3f} s" for _, m in again))
+    for seed in range(1, seeds):
+        for entry, m in zip(row.entries, out, strict=True):
+            if m.ok:
+                rerun_at_seed(case, row, entry, p, m, seed)
+        log(f"  seed {seed}: " + ", ".join(_seed_line(m) for m in out if m.ok))
     return out
+
+
+def rerun_at_seed(case: Case, row: Row, entry: Entry, p: Params, m: Measurement, seed: int) -> None:
+    """Call `entry` once more at `seed` and add its judged strength to `m.by_seed`.
+
+    Only strength is kept: the timings stay those of `SEED`. A call that fails at this seed
+    marks the measurement, so that its mean is not quietly over fewer seeds than the others.
+    """
+    at_seed = {**p, "seed": seed}
+    scratch = Measurement(case.key, row.key, entry.name)
+    try:
+        produced, _, _ = _timed_call(case, entry, at_seed)
+    except Exception as exc:
+        m.status = f"error at seed {seed}: {type(exc).__name__}: {last_line(str(exc))}"
+        return
+    judge(case, row, at_seed, produced, scratch)
+    if not scratch.ok:
+        m.status = f"error at seed {seed}: {scratch.status}"
+        return
+    m.by_seed.append((scratch.robust_accuracy, scratch.median_norm))
+
+
+def _seed_line(m: Measurement) -> str:
+    robust, median = m.by_seed[-1]
+    return f"{m.tool} {_pct(robust)} / {_num(median)}"
 
 
 def _progress_line(m: Measurement) -> str:
@@ -1570,6 +1628,53 @@ def case_table(
     return "\n".join(lines)
 
 
+def seed_mean(m: Measurement) -> tuple[float, float]:
+    """Mean robust accuracy and mean median norm of `m` over its seeds (NaN medians skipped)."""
+    robust = [r for r, _ in m.by_seed]
+    medians = [d for _, d in m.by_seed if math.isfinite(d)]
+    mean_median = float(np.mean(medians)) if medians else math.nan
+    return float(np.mean(robust)) if robust else math.nan, mean_median
+
+
+def _or_inf(value: float) -> float:
+    """`value`, or infinity when it is NaN (a tool that fooled nothing has no median norm)."""
+    return value if math.isfinite(value) else math.inf
+
+
+def seeds_table(case: Case, measured: list[Measurement], table_rows: list[Row]) -> str:
+    """Strength at every seed of a `--seeds` run: mean, lowest and highest per tool; '' without
+    one."""
+    ms = [m for m in measured if m.case == case.key and len(m.by_seed) > 1]
+    if not ms:
+        return ""
+    lines = [
+        f"### {case.spec.title}: strength over seeds",
+        "",
+        f"Each tool called once more at each seed from 1 to {max(len(m.by_seed) for m in ms) - 1}"
+        f" (seed {SEED} is the call in the table above), untimed. Robust accuracy: lower is "
+        "stronger; median L2 (minimum-norm attacks): smaller is stronger.",
+        "",
+        "| attack | tool | seeds | mean robust acc | lowest | highest | mean median L2 "
+        "| smallest | largest |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in table_rows:
+        first = True
+        for m in (m for m in ms if m.row == row.key):
+            robust = [r for r, _ in m.by_seed]
+            medians = [d for _, d in m.by_seed if math.isfinite(d)]
+            mean_robust, mean_median = seed_mean(m)
+            low_median = _num(min(medians)) if medians else "—"
+            high_median = _num(max(medians)) if medians else "—"
+            lines.append(
+                f"| {f'**{row.title}**' if first else ''} | {m.tool} | {len(m.by_seed)} "
+                f"| {_pct(mean_robust)} | {_pct(min(robust))} | {_pct(max(robust))} "
+                f"| {_num(mean_median)} | {low_median} | {high_median} |"
+            )
+            first = False
+    return "\n".join(lines)
+
+
 def suite_table(cases: dict[str, Case], suites: list[SuiteResult]) -> str:
     lines = [
         "## Standard suite vs the strongest single peer attack (Linf)",
@@ -1614,6 +1719,8 @@ def findings(
 ) -> str:
     """The 'what this shows' paragraph, computed from the numbers of this run."""
     faster, slower, stronger, weaker, missing = [], [], [], [], []
+    seeded_stronger, seeded_weaker = [], []
+    checked_notes = []
     floor_notes = []
     for key, case in cases.items():
         for row in table_rows:
@@ -1629,6 +1736,14 @@ def findings(
             fastest = min(peers, key=lambda m: m.wall)
             speed = f"{row.key} on {key}: {mine.wall:.2f} s vs {fastest.tool} {fastest.wall:.2f} s"
             (faster if mine.wall < fastest.wall else slower).append(speed)
+            if mine.wall >= fastest.wall and fastest.false_claims is None:
+                checked = fastest.wall + check_seconds(case)
+                checked_notes.append(
+                    f"{row.key} on {key}: mlwarden {_ratio(mine.wall, mine.floor)}, "
+                    f"{fastest.tool} {_ratio(fastest.wall, fastest.floor)} and "
+                    f"{_ratio(checked, fastest.floor)} with the check"
+                    + (" (mlwarden faster)" if mine.wall < checked else "")
+                )
             if row.minimum_norm:
                 best = min(peers, key=lambda m: (m.median_norm, m.robust_accuracy))
                 text = (
@@ -1643,6 +1758,23 @@ def findings(
                     f"{best.tool} {_pct(best.robust_accuracy)}"
                 )
                 (stronger if mine.robust_accuracy <= best.robust_accuracy else weaker).append(text)
+            seeded = [m for m in [*ours, *peers] if m.ok and len(m.by_seed) > 1]
+            if mine in seeded and len(seeded) > 1:
+                metric = 1 if row.minimum_norm else 0
+                best_seeded = min(
+                    (m for m in seeded if not m.tool.startswith("mlwarden")),
+                    key=lambda m: _or_inf(seed_mean(m)[metric]),
+                    default=None,
+                )
+                if best_seeded is not None:
+                    ours_mean, theirs_mean = seed_mean(mine)[metric], seed_mean(best_seeded)[metric]
+                    shown = _num if row.minimum_norm else _pct
+                    text = (
+                        f"{row.key} on {key}: {shown(ours_mean)} vs {best_seeded.tool} "
+                        f"{shown(theirs_mean)} over {len(mine.by_seed)} seeds"
+                    )
+                    held = ours_mean <= theirs_mean + 1e-12
+                    (seeded_stronger if held else seeded_weaker).append(text)
             if row.key.startswith("pgd"):
                 every = next((m for m in ours if "every" in m.tool and m.ok), None)
                 default = next((m for m in ours if "default" in m.tool and m.ok), None)
@@ -1673,6 +1805,14 @@ def findings(
             "attack/model pairs that both ran."
             + (f" Slower in: {'; '.join(slower)}." if slower else "")
         )
+    if checked_notes:
+        lines.append(
+            "- **Counting the success check**: mlwarden and foolbox verify their result with "
+            "one forward pass inside the call; where the faster peer does not, its user needs "
+            "that pass to learn which samples were fooled (wall / floor): "
+            + "; ".join(checked_notes)
+            + "."
+        )
     if floor_notes:
         lines.append("- **PGD against the floor** (time / floor): " + "; ".join(floor_notes) + ".")
     count = len(stronger) + len(weaker)
@@ -1681,6 +1821,14 @@ def findings(
             f"- **Strength**: mlwarden was at least as strong as the strongest peer (robust "
             f"accuracy no higher, or median minimal L2 no larger) in {len(stronger)} of {count} "
             "pairs." + (f" Weaker in: {'; '.join(weaker)}." if weaker else "")
+        )
+    seeded_count = len(seeded_stronger) + len(seeded_weaker)
+    if seeded_count:
+        lines.append(
+            f"- **Strength, mean over seeds** (`--seeds`): mlwarden's mean no weaker than the "
+            f"strongest peer's mean in {len(seeded_stronger)} of {seeded_count} pairs."
+            + (f" Weaker in: {'; '.join(seeded_weaker)}." if seeded_weaker else "")
+            + (f" Held in: {'; '.join(seeded_stronger)}." if seeded_stronger else "")
         )
     suite_ok = [(s, p) for s in suites for p in s.points if math.isfinite(p.ours)]
     if suite_ok:
@@ -1775,6 +1923,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=RESULTS_FILE, help="where to write results")
     parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="call every tool of every row at this many seeds (0 to N-1) and report the mean "
+        "strength too; timings stay those of seed 0 (default 1)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -1786,6 +1941,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="run in this interpreter, without installing or switching to .venv-bench/evasion",
     )
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     for option, known in (("only", ROW_KEYS), ("models", tuple(CASE_SPECS))):
         chosen = [v for v in getattr(args, option).split(",") if v]
         unknown = sorted(set(chosen) - set(known))
@@ -1824,7 +1981,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         case = cases[key] = build_case(key, budget)
         for row in table_rows:
             if row.applies(case):
-                measured += run_row(case, row, budget, peers)
+                measured += run_row(case, row, budget, peers, seeds=args.seeds)
         if "suite" in args.only:
             suites.append(run_suite(case, budget, peers, all_rows))
     for m in measured:
@@ -1833,7 +1990,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             m.single_floor = single_floor_seconds(cases[m.case], m.floor_spec)
     elapsed = time.perf_counter() - started
     parts = [header(peers, budget, args.quick, elapsed)]
-    parts += [case_table(case, measured, table_rows, budget) for case in cases.values()]
+    for case in cases.values():
+        parts.append(case_table(case, measured, table_rows, budget))
+        seeded = seeds_table(case, measured, table_rows)
+        if seeded:
+            parts.append(seeded)
     if suites:
         parts.append(suite_table(cases, suites))
     parts.append(findings(cases, measured, table_rows, suites))

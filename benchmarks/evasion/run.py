@@ -1246,6 +1246,8 @@ class Measurement:
     by_seed: list[tuple[float, float]] = field(default_factory=list)
     """(robust accuracy, median norm) of the call at each seed, `SEED` first; one entry unless
     the run was made with `--seeds`."""
+    seed_error: str = ""
+    """Why a call at a later seed failed; its means are then not given."""
 
     @property
     def ok(self) -> bool:
@@ -1447,24 +1449,29 @@ def run_row(
 def rerun_at_seed(case: Case, row: Row, entry: Entry, p: Params, m: Measurement, seed: int) -> None:
     """Call `entry` once more at `seed` and add its judged strength to `m.by_seed`.
 
-    Only strength is kept: the timings stay those of `SEED`. A call that fails at this seed
-    marks the measurement, so that its mean is not quietly over fewer seeds than the others.
+    Only strength is kept: the timings stay those of `SEED`. A call that fails at a seed is
+    noted in `m.seed_error` and the tool gets no mean, rather than a mean over fewer seeds than
+    the others; its results at `SEED` stand.
     """
+    if m.seed_error:
+        return
     at_seed = {**p, "seed": seed}
     scratch = Measurement(case.key, row.key, entry.name)
     try:
         produced, _, _ = _timed_call(case, entry, at_seed)
     except Exception as exc:
-        m.status = f"error at seed {seed}: {type(exc).__name__}: {last_line(str(exc))}"
+        m.seed_error = f"seed {seed}: {type(exc).__name__}: {last_line(str(exc))}"
         return
     judge(case, row, at_seed, produced, scratch)
     if not scratch.ok:
-        m.status = f"error at seed {seed}: {scratch.status}"
+        m.seed_error = f"seed {seed}: {scratch.status}"
         return
     m.by_seed.append((scratch.robust_accuracy, scratch.median_norm))
 
 
 def _seed_line(m: Measurement) -> str:
+    if m.seed_error:
+        return f"{m.tool} error at {m.seed_error}"
     robust, median = m.by_seed[-1]
     return f"{m.tool} {_pct(robust)} / {_num(median)}"
 
@@ -1686,7 +1693,7 @@ def _or_inf(value: float) -> float:
 def seeds_table(case: Case, measured: list[Measurement], table_rows: list[Row]) -> str:
     """Strength at every seed of a `--seeds` run: mean, lowest and highest per tool; '' without
     one."""
-    ms = [m for m in measured if m.case == case.key and len(m.by_seed) > 1]
+    ms = [m for m in measured if m.case == case.key and (len(m.by_seed) > 1 or m.seed_error)]
     if not ms:
         return ""
     lines = [
@@ -1703,6 +1710,11 @@ def seeds_table(case: Case, measured: list[Measurement], table_rows: list[Row]) 
     for row in table_rows:
         first = True
         for m in (m for m in ms if m.row == row.key):
+            if m.seed_error:
+                title = f"**{row.title}**" if first else ""
+                lines.append(f"| {title} | {m.tool} | error at {m.seed_error} | | | | | | |")
+                first = False
+                continue
             robust = [r for r, _ in m.by_seed]
             medians = [d for _, d in m.by_seed if math.isfinite(d)]
             mean_robust, mean_median = seed_mean(m)
@@ -1800,7 +1812,9 @@ def findings(
                     f"{best.tool} {_pct(best.robust_accuracy)}"
                 )
                 (stronger if mine.robust_accuracy <= best.robust_accuracy else weaker).append(text)
-            seeded = [m for m in [*ours, *peers] if m.ok and len(m.by_seed) > 1]
+            seeded = [
+                m for m in [*ours, *peers] if m.ok and len(m.by_seed) > 1 and not m.seed_error
+            ]
             if mine in seeded and len(seeded) > 1:
                 metric = 1 if row.minimum_norm else 0
                 best_seeded = min(

@@ -24,7 +24,11 @@ Data = tuple[np.ndarray, np.ndarray]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    """One in-process worker with one thread, listening on loopback TCP."""
+    """One in-process worker with one thread, listening on loopback TCP.
+
+    The dashboard too: ``dashboard_address=None`` still serves it on port 8787 of every
+    interface (distributed 2026.8), so it gets a free loopback port.
+    """
     with (
         threadpool_limits(1),
         distributed.LocalCluster(
@@ -33,7 +37,7 @@ def cluster() -> Iterator[Any]:
             processes=False,
             protocol="tcp://",
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         ) as local,
     ):
         yield local

@@ -403,13 +403,15 @@ so do the floor's; 50 keep the longest run under two seconds on these models."""
 def _fastest(fn: Callable[[], None], *, reps: int = 5, inner: int = 2) -> float:
     """Seconds per call of `fn`: the fastest of `reps` timings of `inner` calls each."""
     fn()
-    best = math.inf
-    for _ in range(reps):
-        started = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        best = min(best, (time.perf_counter() - started) / inner)
-    return best
+    return min(_seconds_per_call(fn, inner) for _ in range(reps))
+
+
+def _seconds_per_call(fn: Callable[[], None], calls: int) -> float:
+    """Seconds per call of `fn` over one timed run of `calls` calls, one after another."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - started) / calls
 
 
 def run_length(count: float) -> int:
@@ -447,14 +449,10 @@ def time_floor_once(case: Case, floor: Floor, budget: Budget) -> float:
     tool: the row's floor is then the fastest of as many tries as each tool gets, under the
     same conditions (`Measurement.floor`).
     """
-    seconds = 0.0
-    for _, count, fn in _pass_kinds(case, floor, budget):
-        passes = run_length(count)
-        started = time.perf_counter()
-        for _ in range(passes):
-            fn()
-        seconds += count * (time.perf_counter() - started) / passes
-    return seconds
+    return sum(
+        count * _seconds_per_call(fn, run_length(count))
+        for _, count, fn in _pass_kinds(case, floor, budget)
+    )
 
 
 def _pass_kinds(
@@ -482,12 +480,8 @@ def _pass_kinds(
         for k in range(case.n_classes):
             torch.autograd.grad(logits[:, k].sum(), xx, retain_graph=k < case.n_classes - 1)
 
-    kinds = (
-        ("grad", floor.grad, grad),
-        ("forward", floor.forward, forward),
-        ("jacobian", floor.jacobian, jacobian),
-    )
-    return [(kind, count, fn) for kind, count, fn in kinds if count]
+    passes = {"grad": grad, "forward": forward, "jacobian": jacobian}
+    return [(kind, count, passes[kind]) for kind, count in _floor_counts(floor).items() if count]
 
 
 CHECK = Floor(forward=1)

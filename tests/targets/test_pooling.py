@@ -1,0 +1,195 @@
+"""Max pooling through the channels-last kernel: the same bits as torch, and really rerouted."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import mlwarden.targets
+import mlwarden.targets._pooling as pooling
+from mlwarden.attacks.evasion import fgsm, pgd
+from mlwarden.targets._pooling import ChannelsLastPooling, uses_max_pooling
+
+GRID = [
+    (shape, kernel, stride, padding, dilation, ceil)
+    for shape, kernel, stride, padding, dilation, ceil in itertools.product(
+        [(3, 4, 9, 7), (2, 16, 8, 8)], [2, 3], [None, 1, 2], [0, 1], [1, 2], [False, True]
+    )
+    if padding <= kernel // 2 and dilation * (kernel - 1) + 1 <= shape[2] + 2 * padding
+] + [((6, 8, 2, 2), 2, 2, 0, 1, False)]  # 1x1 output planes: contiguous in both layouts
+
+
+@pytest.fixture
+def rerouted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts the calls that went through the channels-last kernel."""
+    calls: list[int] = []
+    real = pooling._pool
+
+    def counting(bound: Any) -> torch.Tensor:
+        calls.append(1)
+        return real(bound)
+
+    monkeypatch.setattr(pooling, "_pool", counting)
+    yield calls
+
+
+def _inputs(shape: tuple[int, ...], kind: str) -> torch.Tensor:
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(len(kind) + sum(shape)))
+    if kind == "ties":  # whole numbers: windows with several maxima
+        x = (x * 3).floor()
+    if kind == "special":
+        flat = x.view(-1)
+        flat[::7] = float("nan")
+        flat[::5] = float("-inf")
+        flat[::11] = float("inf")
+    return x
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit for bit, NaN where NaN, with the same strides."""
+    return (
+        a.stride() == b.stride()
+        and torch.equal(a.isnan(), b.isnan())
+        and torch.equal(a.nan_to_num(), b.nan_to_num())
+    )
+
+
+@pytest.mark.parametrize("kind", ["random", "ties", "special"])
+def test_outputs_and_gradients_are_torchs_own_bit_for_bit(kind: str, rerouted: list[int]) -> None:
+    for shape, kernel, stride, padding, dilation, ceil in GRID:
+        x = _inputs(shape, kind)
+        args = (kernel, stride, padding, dilation)
+        expected = F.max_pool2d(x, *args, ceil_mode=ceil)
+        with ChannelsLastPooling():
+            got = F.max_pool2d(x, *args, ceil_mode=ceil)
+        assert _same(expected, got), (shape, args, ceil)
+
+        mine, theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        (grad_expected,) = torch.autograd.grad(
+            F.max_pool2d(theirs, *args, ceil_mode=ceil).nan_to_num().sum(), theirs
+        )
+        with ChannelsLastPooling():
+            pooled = F.max_pool2d(mine, *args, ceil_mode=ceil)
+        (grad_got,) = torch.autograd.grad(pooled.nan_to_num().sum(), mine)
+        assert torch.equal(grad_expected, grad_got), (shape, args, ceil)
+    assert len(rerouted) == 2 * len(GRID)  # not a test of torch against itself
+
+
+def test_every_way_a_model_max_pools_is_rerouted(rerouted: list[int]) -> None:
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 3)
+    ).eval()
+    x = torch.rand(5, 1, 8, 8)
+    exported = torch.export.export(model, (x,)).module()
+    features = torch.rand(5, 4, 8, 8)
+    with torch.no_grad(), ChannelsLastPooling():
+        assert torch.equal(model(x), model[4](model[3](F.max_pool2d(model[1](model[0](x)), 2))))
+        assert len(rerouted) == 2  # the module and the functional
+        assert torch.equal(exported(x), model(x))
+        assert len(rerouted) == 4  # the aten operator in the graph, then the module again
+        torch.max_pool2d(features, [2, 2])
+        torch.ops.aten.max_pool2d.default(features, [2, 2])
+        assert len(rerouted) == 6
+    assert uses_max_pooling(model) and uses_max_pooling(exported)
+    assert not uses_max_pooling(nn.Sequential(nn.Linear(3, 3), nn.ReLU()))
+
+
+@pytest.mark.parametrize(
+    "x, options",
+    [
+        (torch.rand(2, 4, 8, 8), {"return_indices": True}),  # the indices are the caller's
+        (torch.rand(2, 4, 8, 8).contiguous(memory_format=torch.channels_last), {}),
+        (torch.rand(2, 1, 8, 8), {}),  # one channel: both layouts are the same memory
+        (torch.rand(4, 8, 8), {}),  # unbatched
+        (torch.rand(2, 4, 8, 8, dtype=torch.float16), {}),
+        (torch.rand(2, 4, 8, 8)[:, :, ::2], {}),  # not contiguous
+    ],
+)
+def test_calls_it_cannot_improve_go_to_torch_as_they_came(
+    x: torch.Tensor, options: dict[str, Any], rerouted: list[int]
+) -> None:
+    expected = F.max_pool2d(x, 2, **options)
+    with ChannelsLastPooling():
+        got = F.max_pool2d(x, 2, **options)
+    assert not rerouted
+    if options.get("return_indices"):
+        assert torch.equal(expected[0], got[0]) and torch.equal(expected[1], got[1])
+    else:
+        assert torch.equal(expected, got) and expected.stride() == got.stride()
+
+
+class _PoolingCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()
+        )
+        self.head = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.features(x))
+        return out
+
+
+def _targets(model: nn.Module) -> tuple[Any, Any]:
+    on = mlwarden.targets.target(model, input_shape=(1, 8, 8), n_classes=10)
+    off = mlwarden.targets.target(
+        model, input_shape=(1, 8, 8), n_classes=10, channels_last_pooling=False
+    )
+    return on, off
+
+
+def test_a_torch_target_pools_channels_last_unless_told_not_to(rerouted: list[int]) -> None:
+    on, off = _targets(_PoolingCNN())
+    x = np.random.default_rng(0).random((20, 1, 8, 8), dtype=np.float32)
+    expected = off.predict_proba(x)
+    assert not rerouted
+    assert np.array_equal(on.predict_proba(x), expected)
+    assert rerouted
+
+    inputs = torch.from_numpy(x)
+    grads = []
+    for target in (on, off):
+        with target.session():
+            x_in = inputs.clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(target.logits(x_in).logsumexp(1).sum(), x_in)
+        grads.append(grad)
+    assert torch.equal(*grads)
+
+
+def test_attacks_find_the_same_points_with_and_without_it() -> None:
+    on, off = _targets(_PoolingCNN())
+    rng = np.random.default_rng(1)
+    x = rng.random((30, 1, 8, 8), dtype=np.float32)
+    y = on.predict(x)
+    for attack in (fgsm, pgd):
+        mine, plain = attack(on, x, y, eps=0.2), attack(off, x, y, eps=0.2)
+        assert np.array_equal(mine.x_adv, plain.x_adv)
+        assert np.array_equal(mine.success, plain.success)
+        assert np.array_equal(mine.confidence, plain.confidence)
+
+
+def test_a_model_without_max_pooling_runs_without_the_mode(rerouted: list[int]) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    target = mlwarden.targets.target(model, input_shape=(1, 8, 8), n_classes=3)
+    target.predict_proba(np.zeros((2, 1, 8, 8), dtype=np.float32))
+    assert not target._pooling and not rerouted
+
+
+def test_pooling_added_after_the_target_was_built_is_found_at_the_next_run(
+    rerouted: list[int],
+) -> None:
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(256, 3))
+    target = mlwarden.targets.target(model, input_shape=(1, 8, 8), n_classes=3)
+    model[1] = nn.Sequential(nn.MaxPool2d(2), nn.Flatten())
+    model[2] = nn.Linear(64, 3)
+    target.predict_proba(np.zeros((2, 1, 8, 8), dtype=np.float32))
+    assert rerouted

@@ -193,3 +193,46 @@ def test_pooling_added_after_the_target_was_built_is_found_at_the_next_run(
     model[2] = nn.Linear(64, 3)
     target.predict_proba(np.zeros((2, 1, 8, 8), dtype=np.float32))
     assert rerouted
+
+
+def _second_order(x: torch.Tensor, rerouted: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.clone().requires_grad_(True)
+    if rerouted:
+        with ChannelsLastPooling():
+            pooled = F.max_pool2d(x * x, 2)
+    else:
+        pooled = F.max_pool2d(x * x, 2)
+    (grad,) = torch.autograd.grad((pooled**2).sum(), x, create_graph=True)
+    (hessian_vector,) = torch.autograd.grad((grad * grad).sum(), x)
+    return grad.detach(), hessian_vector
+
+
+def test_second_derivatives_are_torchs_own(rerouted: list[int]) -> None:
+    x = torch.rand(3, 4, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    expected, got = _second_order(x, False), _second_order(x, True)
+    assert rerouted
+    assert torch.equal(expected[0], got[0]) and torch.equal(expected[1], got[1])
+
+
+def test_torch_func_transforms_give_torchs_answers() -> None:
+    x = torch.rand(2, 4, 6, 6, generator=torch.Generator().manual_seed(3))
+
+    def summed(z: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(z * 2, 2).sum(dim=(2, 3))
+
+    def per_sample(z: torch.Tensor) -> torch.Tensor:
+        return torch.func.grad(lambda one: summed(one[None]).sum())(z)
+
+    expected = (torch.func.jacrev(summed)(x), torch.func.vmap(per_sample)(x))
+    with ChannelsLastPooling():
+        got = (torch.func.jacrev(summed)(x), torch.func.vmap(per_sample)(x))
+    assert torch.equal(expected[0], got[0]) and torch.equal(expected[1], got[1])
+
+
+def test_bad_arguments_get_torchs_own_error() -> None:
+    x = torch.rand(2, 4, 3, 3)
+    with pytest.raises(RuntimeError) as expected:
+        F.max_pool2d(x, 5)
+    with ChannelsLastPooling(), pytest.raises(RuntimeError) as got:
+        F.max_pool2d(x, 5)
+    assert str(got.value) == str(expected.value)

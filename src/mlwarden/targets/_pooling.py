@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-from torch.autograd.function import once_differentiable
 from torch.overrides import TorchFunctionMode
 
 _POOLS: frozenset[Callable[..., Any]] = frozenset(
@@ -75,7 +74,12 @@ class ChannelsLastPooling(TorchFunctionMode):
         if func in _POOLS:
             bound = _bind(args, kwargs)
             if bound is not None and _reroutable(bound):
-                return _pool(bound)
+                try:
+                    return _pool(bound)
+                except RuntimeError:
+                    # torch.func's vmap cannot run it, and torch's own error message for bad
+                    # arguments is the clearest: either way, torch's call decides
+                    pass
         return func(*args, **kwargs)
 
 
@@ -94,16 +98,19 @@ def _bind(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any] | No
 
 def _reroutable(bound: Mapping[str, Any]) -> bool:
     x = bound["input"]
-    return (
+    if not (
         type(x) is torch.Tensor
         and not bound.get("return_indices", False)
         and x.device.type == "cpu"
         and x.dtype in _DTYPES
         and x.dim() == 4
         and x.shape[1] > 1
-        and x.is_contiguous()
-        and not x.is_contiguous(memory_format=torch.channels_last)
-    )
+    ):
+        return False
+    try:
+        return x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
+    except RuntimeError:  # inside torch.func.vmap, layouts cannot be asked about
+        return False
 
 
 def _pool(bound: Mapping[str, Any]) -> torch.Tensor:
@@ -151,6 +158,8 @@ class _ChannelsLastMaxPool(torch.autograd.Function):
     """Forward in channels-last, backward through torch's NCHW kernel with the forward's
     indices (flat positions within each channel's plane, the same in both layouts)."""
 
+    generate_vmap_rule = True  # torch.func transforms (jacrev, vmap) work through it
+
     @staticmethod
     def forward(x: torch.Tensor, settings: Settings) -> tuple[torch.Tensor, torch.Tensor]:
         pooled, indices = torch.ops.aten.max_pool2d_with_indices(
@@ -167,7 +176,6 @@ class _ChannelsLastMaxPool(torch.autograd.Function):
         ctx.mark_non_differentiable(indices)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor, _: Any) -> tuple[torch.Tensor, None]:
         x, indices = ctx.saved_tensors
         return (

@@ -119,15 +119,22 @@ def layer_rows(rounds: int) -> list[str]:
             },
             rounds,
         )
-        rows.append(
-            f"| {name} | {'x'.join(map(str, shape))}, k{kernel} s{stride} p{padding} "
-            f"| {times['torch'] * 1e3:.3f} | {times['mlwarden'] * 1e3:.3f} "
-            f"| {times['mlwarden'] / times['torch']:.2f}x "
-            f"| {times['torch fb'] * 1e3:.3f} | {times['mlwarden fb'] * 1e3:.3f} "
-            f"| {times['mlwarden fb'] / times['torch fb']:.2f}x | {'yes' if exact else 'NO'} |"
-        )
-        print(rows[-1], file=sys.stderr)
+        label = f"{name} | {'x'.join(map(str, shape))}, k{kernel} s{stride} p{padding}"
+        rows.append(table_row(label, times, ("", " fb"), exact, digits=3))
     return rows
+
+
+def table_row(
+    label: str, times: dict[str, float], kinds: tuple[str, str], exact: bool, *, digits: int
+) -> str:
+    """One Markdown row: for each kind, torch's ms, mlwarden's ms and their ratio; logged too."""
+    cells = [label]
+    for kind in kinds:
+        theirs, mine = times[f"torch{kind}"], times[f"mlwarden{kind}"]
+        cells += [f"{theirs * 1e3:.{digits}f}", f"{mine * 1e3:.{digits}f}", f"{mine / theirs:.2f}x"]
+    row = f"| {' | '.join(cells)} | {'yes' if exact else 'NO'} |"
+    print(row, file=sys.stderr)
+    return row
 
 
 Run = Callable[[torch.Tensor], torch.Tensor]
@@ -165,14 +172,8 @@ def model_rows(rounds: int) -> list[str]:
                 },
                 rounds,
             )
-        rows.append(
-            f"| {case.spec.title} ({case.n} samples) "
-            f"| {times['torch'] * 1e3:.2f} | {times['mlwarden'] * 1e3:.2f} "
-            f"| {times['mlwarden'] / times['torch']:.2f}x "
-            f"| {times['torch fwd'] * 1e3:.2f} | {times['mlwarden fwd'] * 1e3:.2f} "
-            f"| {times['mlwarden fwd'] / times['torch fwd']:.2f}x | {'yes' if exact else 'NO'} |"
-        )
-        print(rows[-1], file=sys.stderr)
+        label = f"{case.spec.title} ({case.n} samples)"
+        rows.append(table_row(label, times, ("", " fwd"), exact, digits=2))
     return rows
 
 

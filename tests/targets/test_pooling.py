@@ -15,7 +15,7 @@ from torch import nn
 import mlwarden.targets
 import mlwarden.targets._pooling as pooling
 from mlwarden.attacks.evasion import fgsm, pgd
-from mlwarden.targets._pooling import ChannelsLastPooling, uses_max_pooling
+from mlwarden.targets._pooling import ChannelsLastPooling, may_max_pool
 
 GRID = [
     (shape, kernel, stride, padding, dilation, ceil)
@@ -97,8 +97,8 @@ def test_every_way_a_model_max_pools_is_rerouted(rerouted: list[int]) -> None:
         torch.max_pool2d(features, [2, 2])
         torch.ops.aten.max_pool2d.default(features, [2, 2])
         assert len(rerouted) == 6
-    assert uses_max_pooling(model) and uses_max_pooling(exported)
-    assert not uses_max_pooling(nn.Sequential(nn.Linear(3, 3), nn.ReLU()))
+    assert may_max_pool(model) and may_max_pool(exported)
+    assert not may_max_pool(nn.Sequential(nn.Linear(3, 3), nn.ReLU()))
 
 
 @pytest.mark.parametrize(
@@ -236,3 +236,39 @@ def test_bad_arguments_get_torchs_own_error() -> None:
     with ChannelsLastPooling(), pytest.raises(RuntimeError) as got:
         F.max_pool2d(x, 5)
     assert str(got.value) == str(expected.value)
+
+
+class _FunctionalPooling(nn.Module):
+    """Pools with ``F.max_pool2d`` in ``forward``, as PyTorch's MNIST example does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(F.max_pool2d(F.relu(self.conv(x)), 2).flatten(1))
+        return out
+
+
+def test_pooling_called_in_forward_is_rerouted_too(rerouted: list[int]) -> None:
+    model = _FunctionalPooling().eval()
+    target = mlwarden.targets.target(model, input_shape=(1, 8, 8), n_classes=3)
+    x = np.random.default_rng(4).random((5, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(x)), dim=1).numpy()
+    assert np.array_equal(target.predict_proba(x), expected)
+    assert rerouted
+
+
+def test_a_convolutional_model_that_never_pools_drops_the_mode_after_one_pass() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(256, 3)).eval()
+    target = mlwarden.targets.target(model, input_shape=(1, 8, 8), n_classes=3)
+    x = torch.rand(2, 1, 8, 8)
+    with target.session():
+        assert target._pooling  # a Conv2d: it might pool in forward
+        first = target.logits(x)
+        assert not target._pooling
+        assert torch.equal(target.logits(x), first)
+    with target.session():  # the model may have changed since: looked at again
+        assert target._pooling

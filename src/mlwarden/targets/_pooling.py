@@ -44,24 +44,32 @@ _ARGUMENTS = (
 _DTYPES = (torch.float32, torch.float64)
 
 
-def pools(module: torch.nn.Module) -> bool:
-    """Whether `module` itself (not its children) max-pools in 2-D: an ``nn.MaxPool2d``, or a
-    torch.export / fx graph calling a max-pooling function."""
-    if isinstance(module, torch.nn.MaxPool2d):
+def may_pool(module: torch.nn.Module) -> bool:
+    """Whether `module` itself (not its children) may max-pool in 2-D: an ``nn.MaxPool2d``; an
+    ``nn.Conv2d``, since a convolutional network may call ``F.max_pool2d`` in its ``forward``
+    where no module shows it (PyTorch's own MNIST example does); or a torch.export / fx graph
+    calling a max-pooling function."""
+    if isinstance(module, (torch.nn.MaxPool2d, torch.nn.Conv2d)):
         return True
     return isinstance(module, torch.fx.GraphModule) and any(
         node.op == "call_function" and node.target in _POOLS for node in module.graph.nodes
     )
 
 
-def uses_max_pooling(model: torch.nn.Module) -> bool:
-    """Whether any module of `model` max-pools in 2-D: the models `ChannelsLastPooling` can
-    speed up."""
-    return any(pools(module) for module in model.modules())
+def may_max_pool(model: torch.nn.Module) -> bool:
+    """Whether any module of `model` may max-pool in 2-D: the models worth running under
+    `ChannelsLastPooling` (elsewhere the mode would only add its own small cost)."""
+    return any(may_pool(module) for module in model.modules())
 
 
 class ChannelsLastPooling(TorchFunctionMode):
     """Inside ``with ChannelsLastPooling():``, NCHW max pooling on CPU runs channels-last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pooled = 0
+        """Max-pooling calls seen, rerouted or not: none after a whole forward pass means the
+        model does not max-pool, and its later passes are better off without the mode."""
 
     def __torch_function__(
         self,
@@ -72,6 +80,7 @@ class ChannelsLastPooling(TorchFunctionMode):
     ) -> Any:
         kwargs = kwargs or {}
         if func in _POOLS:
+            self.pooled += 1
             bound = _bind(args, kwargs)
             if bound is not None and _reroutable(bound):
                 try:

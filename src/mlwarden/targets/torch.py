@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mlwarden.errors import InputError, TargetError
-from mlwarden.targets._pooling import ChannelsLastPooling, pools, uses_max_pooling
+from mlwarden.targets._pooling import ChannelsLastPooling, may_max_pool, may_pool
 from mlwarden.targets.base import DEFAULT_BATCH_SIZE, WhiteBoxTarget
 
 ModelOutput = Literal["logits", "probabilities", "log_probabilities"]
@@ -57,10 +57,11 @@ class TorchTarget(WhiteBoxTarget):
             query_budget: maximum samples answered, None for unlimited.
             batch_size: samples per forward pass.
             name: shown in reports; the module's class name by default.
-            channels_last_pooling: run the model's 2-D max pooling (``nn.MaxPool2d``, or the
-                aten operator in a torch.export graph) on CPU through torch's channels-last
-                kernel: outputs and gradients are bit for bit torch's own, and a small CNN's
-                passes take 10-40% less time. False leaves every operation to torch as is.
+            channels_last_pooling: run the model's 2-D max pooling on CPU through torch's
+                channels-last kernel (models with ``nn.MaxPool2d`` or ``nn.Conv2d`` modules, or
+                a torch.export graph that max-pools): outputs and gradients are bit for bit
+                torch's own, and a small CNN's passes take up to 40% less time. False leaves
+                every operation to torch as is.
         """
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"expected a torch.nn.Module, got {type(model).__name__}")
@@ -73,8 +74,9 @@ class TorchTarget(WhiteBoxTarget):
         self.model_output: ModelOutput = model_output
         self._in_session = False
         self._reroute = bool(channels_last_pooling)
-        self._pooling = self._reroute and uses_max_pooling(model)
-        """Whether passes run under `ChannelsLastPooling`; found again at each session."""
+        self._pooling = self._reroute and may_max_pool(model)
+        """Whether passes run under `ChannelsLastPooling`: found again at each session, and
+        dropped for the rest of it after a forward pass that did not max-pool."""
         self._device = torch.device(device)
         shape = tuple(int(d) for d in input_shape)
         self._mean = _channel_tensor(mean, shape, "mean", self._device)
@@ -104,8 +106,12 @@ class TorchTarget(WhiteBoxTarget):
             x = x / self._std
         try:
             if self._pooling:
-                with ChannelsLastPooling():
+                mode = ChannelsLastPooling()
+                with mode:
                     out = self.model(x)
+                # a convolutional model that never max-pools: every later pass of this run
+                # skips the mode, which costs ~10 us an operation (the next session looks again)
+                self._pooling = mode.pooled > 0
             else:
                 out = self.model(x)
         except Exception as exc:  # the user's model raising is a target failure, not our bug
@@ -163,7 +169,7 @@ class TorchTarget(WhiteBoxTarget):
         frozen: list[torch.nn.Parameter] = []
         for module in self.model.modules():
             training = training or module.training
-            pooling = pooling or (self._reroute and pools(module))
+            pooling = pooling or (self._reroute and may_pool(module))
             for p in module._parameters.values():
                 if p is not None and p.requires_grad:
                     frozen.append(p)  # a shared parameter may appear twice: harmless

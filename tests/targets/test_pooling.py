@@ -229,6 +229,33 @@ def test_torch_func_transforms_give_torchs_answers() -> None:
     assert torch.equal(expected[0], got[0]) and torch.equal(expected[1], got[1])
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"kernel_size": np.int64(2)},
+        {"kernel_size": (np.int32(2), 2), "stride": torch.Size([2, 2])},
+        {"kernel_size": 2, "padding": 1.0},  # torch refuses floats: so must the mode
+    ],
+)
+def test_arguments_of_any_type_torch_takes_or_refuses_are_answered_as_torch_does(
+    arguments: dict[str, Any],
+) -> None:
+    x = torch.rand(2, 4, 8, 8)
+    try:
+        expected: Any = F.max_pool2d(x, **arguments)
+    except (RuntimeError, TypeError) as exc:
+        expected = type(exc)
+    with ChannelsLastPooling():
+        try:
+            got: Any = F.max_pool2d(x, **arguments)
+        except (RuntimeError, TypeError) as exc:
+            got = type(exc)
+    if isinstance(expected, torch.Tensor):
+        assert isinstance(got, torch.Tensor) and torch.equal(expected, got)
+    else:
+        assert got is expected
+
+
 def test_bad_arguments_get_torchs_own_error() -> None:
     x = torch.rand(2, 4, 3, 3)
     with pytest.raises(RuntimeError) as expected:

@@ -16,6 +16,7 @@ came. Not for: TorchScript models, whose graphs never reach a Python function mo
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -85,9 +86,10 @@ class ChannelsLastPooling(TorchFunctionMode):
             if bound is not None and _reroutable(bound):
                 try:
                     return _pool(bound)
-                except RuntimeError:
-                    # torch.func's vmap cannot run it, and torch's own error message for bad
-                    # arguments is the clearest: either way, torch's call decides
+                except (RuntimeError, TypeError, ValueError):
+                    # torch.func's vmap cannot run it, or torch takes arguments this module
+                    # does not, or they are wrong and torch's own message says it best: either
+                    # way, torch's call decides
                     pass
         return func(*args, **kwargs)
 
@@ -152,12 +154,14 @@ def _nchw(t: torch.Tensor) -> torch.Tensor:
 
 
 def _pair(value: Any) -> list[int]:
-    """An int, a pair or None (stride: the kernel size) as the list aten takes; [] for None."""
+    """An integer (NumPy's included), a pair or None (stride: the kernel size) as the list
+    aten takes; [] for None."""
     if value is None:
         return []
-    if isinstance(value, int):
-        return [value]
-    return [int(v) for v in value]
+    try:
+        return [operator.index(value)]
+    except TypeError:
+        return [operator.index(v) for v in value]
 
 
 Settings = tuple[list[int], list[int], list[int], list[int], bool]

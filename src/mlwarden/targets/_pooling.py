@@ -1,6 +1,6 @@
 """2-D max pooling through torch's channels-last CPU kernel: the same bits, several times faster.
 
-In torch 2.13 on CPU, max pooling over an NCHW tensor runs a kernel that is 4-10x slower than
+In torch 2.13 on CPU, max pooling over an NCHW tensor runs a kernel that is 2-8x slower than
 the channels-last kernel on the same data (`benchmarks/evasion/pooling.py`); in a small CNN it
 is the costliest layer of the forward pass. Max pooling only selects values, so the layout it
 runs in cannot change any bit of its output: `ChannelsLastPooling` (a torch function mode,

@@ -26,12 +26,15 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scan/run.py
 	$(BIN)/python benchmarks/evasion/run.py
+	$(BIN)/python benchmarks/evasion/pooling.py
 	$(BIN)/python benchmarks/privacy/run.py
 	$(BIN)/python benchmarks/integrity/run.py
 
-# Installs torch, mlwarden, ART, foolbox and torchattacks into .venv-bench/evasion on first use.
+# Installs torch, mlwarden, ART, foolbox and torchattacks into .venv-bench/evasion on first use;
+# then mlwarden's max pooling against torch's (stdout), to tell it apart from the attacks' own speed.
 bench-evasion: $(STAMP)
 	$(BIN)/python benchmarks/evasion/run.py
+	$(BIN)/python benchmarks/evasion/pooling.py
 
 # Installs torch, mlwarden[sklearn,dp] (Opacus) and ART into .venv-bench/privacy on first use.
 bench-privacy: $(STAMP)

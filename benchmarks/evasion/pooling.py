@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import FULL, STEADY_MALLOC, build_case
+from run import FULL, STEADY_MALLOC, _seconds_per_call, build_case
 
 from mlwarden.targets import target
 from mlwarden.targets._pooling import ChannelsLastPooling
@@ -65,10 +65,7 @@ def fastest(calls: dict[str, Callable[[], object]], rounds: int) -> dict[str, fl
     best = dict.fromkeys(calls, float("inf"))
     for _ in range(rounds):
         for name, call in calls.items():
-            started = time.perf_counter()
-            for _ in range(repeats[name]):
-                call()
-            best[name] = min(best[name], (time.perf_counter() - started) / repeats[name])
+            best[name] = min(best[name], _seconds_per_call(call, repeats[name]))
     return best
 
 

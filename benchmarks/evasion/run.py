@@ -406,7 +406,7 @@ def _fastest(fn: Callable[[], None], *, reps: int = 5, inner: int = 2) -> float:
     return min(_seconds_per_call(fn, inner) for _ in range(reps))
 
 
-def _seconds_per_call(fn: Callable[[], None], calls: int) -> float:
+def _seconds_per_call(fn: Callable[[], object], calls: int) -> float:
     """Seconds per call of `fn` over one timed run of `calls` calls, one after another."""
     started = time.perf_counter()
     for _ in range(calls):
@@ -1671,10 +1671,15 @@ def case_table(
     return "\n".join(lines)
 
 
+def seed_values(m: Measurement) -> tuple[list[float], list[float]]:
+    """Robust accuracy at each of `m`'s seeds, and its finite median norms (a seed that fooled
+    nothing has none)."""
+    return [r for r, _ in m.by_seed], [d for _, d in m.by_seed if math.isfinite(d)]
+
+
 def seed_mean(m: Measurement) -> tuple[float, float]:
     """Mean robust accuracy and mean median norm of `m` over its seeds (NaN medians skipped)."""
-    robust = [r for r, _ in m.by_seed]
-    medians = [d for _, d in m.by_seed if math.isfinite(d)]
+    robust, medians = seed_values(m)
     mean_median = float(np.mean(medians)) if medians else math.nan
     return float(np.mean(robust)) if robust else math.nan, mean_median
 
@@ -1709,8 +1714,7 @@ def seeds_table(case: Case, measured: list[Measurement], table_rows: list[Row], 
                 lines.append(f"| {title} | {m.tool} | error at {m.seed_error} | | | | | | |")
                 first = False
                 continue
-            robust = [r for r, _ in m.by_seed]
-            medians = [d for _, d in m.by_seed if math.isfinite(d)]
+            robust, medians = seed_values(m)
             mean_robust, mean_median = seed_mean(m)
             low_median = _num(min(medians)) if medians else "—"
             high_median = _num(max(medians)) if medians else "—"

@@ -71,13 +71,47 @@ def test_a_model_in_eval_mode_is_not_switched_back_and_forth() -> None:
     assert not model.training
 
 
-def test_a_submodule_left_in_training_mode_is_put_in_eval_mode() -> None:
+def test_a_submodule_left_in_training_mode_is_put_in_eval_mode_and_back() -> None:
     model = Net().eval()
     model.body.train()
     target = _target(model)
     with target.session():
         assert not any(m.training for m in model.modules())
-    assert not model.training  # restored as ``model.train(model.training)`` (the root's mode)
+    assert not model.training and not model.head.training
+    assert model.body.training and model.body[0].training
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["plain modules", "train overridden"])
+def test_each_module_gets_its_own_mode_back(plain: bool) -> None:
+    # fine-tuning with a frozen BatchNorm: the attack must not unfreeze it
+    model: torch.nn.Module = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+    )
+    if not plain:
+        model = torch.nn.Sequential(Net(), torch.nn.BatchNorm1d(3))
+    model.train()
+    model[1].eval()
+    before = [m.training for m in model.modules()]
+    target = _target(model)
+    x, y = _data()
+    run_attack(lambda state, target: None, SPEC, target, x, y, eps=0.1, norm="linf")
+    assert [m.training for m in model.modules()] == before
+    stats = model[1].running_mean.clone()
+    target.predict_proba(x)
+    assert torch.equal(model[1].running_mean, stats)  # eval mode inside: statistics untouched
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_torchscript_model_runs_in_eval_mode_and_is_restored() -> None:
+    scripted = torch.jit.script(
+        torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Dropout(0.9), torch.nn.Linear(16, 3))
+    )
+    scripted.train()
+    target = _target(scripted)
+    x, _ = _data()
+    # dropout at p=0.9 would change every answer: two equal answers mean eval mode took
+    np.testing.assert_array_equal(target.predict_proba(x), target.predict_proba(x))
+    assert all(m.training for m in scripted.modules())
 
 
 def test_inputs_the_attack_writes_into_are_a_copy_of_the_callers() -> None:

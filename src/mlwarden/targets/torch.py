@@ -160,23 +160,23 @@ class TorchTarget(WhiteBoxTarget):
         """Eval mode and frozen parameters, restored on exit even when the body raises.
 
         One walk over the modules finds the ones in training mode, the parameters that require
-        grad and any max pooling (a model may change between runs); a model already in eval
-        mode is not switched (``eval()`` and ``train()`` walk the whole model again, which costs
-        more than a small model's forward pass).
+        grad and any max pooling (a model may change between runs). Each module's own mode is
+        put back as it was: a submodule the user keeps in eval mode (a frozen BatchNorm while
+        fine-tuning) stays so.
         """
-        training = False
+        modes: list[tuple[torch.nn.Module, bool]] = []
+        custom = False
         pooling = False
         frozen: list[torch.nn.Parameter] = []
         for module in self.model.modules():
-            training = training or module.training
+            modes.append((module, module.training))
+            custom = custom or _custom_mode(module)
             pooling = pooling or (self._reroute and may_pool(module))
             for p in module._parameters.values():
                 if p is not None and p.requires_grad:
                     frozen.append(p)  # a shared parameter may appear twice: harmless
         self._pooling = pooling
-        was_training = self.model.training
-        if training:
-            self.model.eval()
+        switched = _enter_eval(self.model, modes, custom)
         for p in frozen:
             p.requires_grad_(False)
         try:
@@ -184,21 +184,69 @@ class TorchTarget(WhiteBoxTarget):
         finally:
             for p in frozen:
                 p.requires_grad_(True)
-            if training:
-                self.model.train(was_training)
+            if switched:
+                _restore_modes(self.model, modes, custom)
 
     def _probe_classes(self, shape: tuple[int, ...], input_range: tuple[float, float]) -> int:
         probe = torch.full((1, *shape), float(np.mean(input_range)), device=self._device)
-        was_training = self.model.training
-        self.model.eval()
+        modes = [(module, module.training) for module in self.model.modules()]
+        custom = any(_custom_mode(module) for module, _ in modes)
+        switched = _enter_eval(self.model, modes, custom)
         try:
             with torch.inference_mode():
                 out = self._forward(probe)
         except RuntimeError as exc:
             raise InputError(f"model does not accept inputs of shape {shape}: {exc}") from None
         finally:
-            self.model.train(was_training)
+            if switched:
+                _restore_modes(self.model, modes, custom)
         return int(out.shape[1])
+
+
+def _custom_mode(module: torch.nn.Module) -> bool:
+    """Whether `module` switches modes its own way: it overrides ``train``, or keeps its
+    attributes elsewhere (a TorchScript module keeps ``training`` in its C++ object)."""
+    kind = type(module)
+    return (
+        kind.train is not torch.nn.Module.train
+        or kind.__setattr__ is not torch.nn.Module.__setattr__
+    )
+
+
+def _enter_eval(
+    model: torch.nn.Module, modes: list[tuple[torch.nn.Module, bool]], custom: bool
+) -> bool:
+    """Put `model` in eval mode; whether any module had to switch.
+
+    `modes` is every module with its mode, from one walk. With `custom` (`_custom_mode` of
+    some module), through ``model.eval()``; otherwise each flag is set directly: ``eval()``
+    walks the model again through ``nn.Module.__setattr__``, which costs more than a small
+    model's forward pass.
+    """
+    if not any(training for _, training in modes):
+        return False
+    if custom:
+        model.eval()
+    else:
+        for module, training in modes:
+            if training:
+                object.__setattr__(module, "training", False)
+    return True
+
+
+def _restore_modes(
+    model: torch.nn.Module, modes: list[tuple[torch.nn.Module, bool]], custom: bool
+) -> None:
+    """Every module of `modes` back in the mode it had (``model.train`` first, with `custom`,
+    so that an override sees the switch back; the flags are then set as they were)."""
+    if custom:
+        model.train(modes[0][1])
+    for module, training in modes:
+        if module.training != training:
+            if custom:
+                module.training = training
+            else:
+                object.__setattr__(module, "training", training)
 
 
 def _channel_tensor(

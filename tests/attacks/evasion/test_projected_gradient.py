@@ -97,6 +97,28 @@ def test_pgd_without_early_stop_runs_every_sample_every_step(
     assert abs(early.robust_accuracy - full.robust_accuracy) <= 0.02
 
 
+@pytest.mark.parametrize(("norm", "eps"), BUDGETS)
+@pytest.mark.parametrize("slots", [1, 3])
+def test_pgd_every_step_settles_a_short_trail_as_it_goes_with_the_same_result(
+    norm: str,
+    eps: float,
+    slots: int,
+    digits_target: TorchTarget,
+    digits: tuple[np.ndarray, np.ndarray],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlwarden.attacks.evasion import projected_gradient
+
+    x, y = digits[0][:40], digits[1][:40]
+    whole = pgd(digits_target, x, y, eps=eps, norm=norm, steps=7, restarts=2, early_stop=False)
+    # room for `slots` iterates of the batch: settled every `slots` steps (7 is no multiple)
+    monkeypatch.setattr(projected_gradient, "TRAIL_BYTES", slots * x[0].size * 4 * len(x))
+    short = pgd(digits_target, x, y, eps=eps, norm=norm, steps=7, restarts=2, early_stop=False)
+    np.testing.assert_array_equal(short.success, whole.success)
+    np.testing.assert_array_equal(short.x_adv, whole.x_adv)
+    assert whole.success.sum() > (whole.clean_predictions != y).sum()  # the attack found some
+
+
 class Counting(torch.nn.Module):
     """The model, counting the samples of every forward pass (metered by the target or not)."""
 

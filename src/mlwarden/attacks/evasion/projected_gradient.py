@@ -45,6 +45,10 @@ from mlwarden.targets.base import Target, WhiteBoxTarget
 
 SPEC = AttackSpec(name="pgd", title="PGD", white_box=True, norms=("linf", "l2", "l1"))
 
+TRAIL_BYTES = 32 * 2**20
+"""Without early stop, the iterates a batch keeps before it settles which rows they fooled
+(`_Batch._settle`): at most this many bytes, and at least one step's."""
+
 STEP_SIZE_PER_EPS: dict[str, float] = {"linf": 2.5, "l2": 2.5, "l1": 10.0}
 """Default step size is ``factor * eps / steps``. Linf and l2: 2.5 (Madry et al.), enough to
 cross the ball from any start with room to spare. L1: each sparse step lands on a few
@@ -96,9 +100,11 @@ def _pgd(
 class _Batch:
     """One batch under attack: flat ``(m, d)`` tensors of the samples still running, row-aligned.
 
-    A step costs one forward and backward pass, three in-place tensor operations for the
-    projected step (linf) and two or three to note who is adversarial from the same logits;
-    what was found reaches `state` once, at the end (or on interruption).
+    A step costs one forward and backward pass, three tensor operations for the projected step
+    (linf) and one or two to note who is adversarial from the same logits; what was found
+    reaches `state` once, at the end (or on interruption). Without early stop, each step writes
+    its iterate into the next slot of a trail and its labels beside it, and the rows they
+    fooled first are settled when the trail is full or the run ends, in one go (`_settle`).
     """
 
     def __init__(
@@ -142,22 +148,26 @@ class _Batch:
                 self.x_adv = project_threat(start, x0, self.norm, self.eps, self.low, self.high)
         self.found_rows: list[np.ndarray] = []
         self.found_x: list[torch.Tensor] = []
-        """With early stop: retired rows and their adversarial points, until `_flush`."""
-        self.alive: torch.Tensor | None = None
-        """Without early stop: which rows nothing has fooled yet."""
-        self.best: torch.Tensor | None = None
-        """Without early stop: the first adversarial point of each row that has one."""
-        self.alive_rows: torch.Tensor | None = None
-        """`alive` as a column ``(m, 1)`` (a view of it), to select whole rows."""
+        """Rows fooled (retired, or settled) and their first adversarial points, until `_flush`."""
+        self.open: np.ndarray | None = None
+        """Without early stop: which rows nothing has fooled yet, as of the last `_settle`."""
+        self.trail: torch.Tensor | None = None
+        """Without early stop: ``(slots, m, d)`` iterates since the last `_settle`; `x_adv`
+        is one of its slots."""
+        self.trail_labels: torch.Tensor | None = None
+        """``(slots, m)``: the target's labels at each iterate of the trail."""
+        self.slots: list[torch.Tensor] = []
+        self.label_slots: list[torch.Tensor] = []
+        """The slots of `trail` and `trail_labels`, as views (indexing a tensor costs ~4 us)."""
+        self.recorded = 0
+        """Slots of the trail holding an iterate with its labels (the next one to write)."""
 
     def run(self, done: int, total: int, *, judge_last: bool) -> None:
         """All steps; with `judge_last`, one forward pass more to check the last iterate, else
         the last iterate of every sample still running is proposed to the runner."""
         steps = self.settings.steps
         if not self.settings.early_stop:
-            self.alive = torch.ones(len(self.index), dtype=torch.bool, device=self.device)
-            self.alive_rows = self.alive.unsqueeze(1)  # a view: follows `alive`
-            self.best = torch.empty_like(self.x_adv)
+            self._start_trail(steps + 1)
         try:
             for step in range(steps):
                 x_in = self.x_adv.detach().requires_grad_(True)
@@ -176,35 +186,66 @@ class _Batch:
                 with torch.no_grad():
                     self._check(self.target.logits(model_view(self.x_adv, self.state)))
                 return
-            if self.alive is None:
+            if self.open is None:
                 rows, points = self.positions, self.x_adv
             else:
-                rows = np.flatnonzero(np.asarray(self.alive.cpu().numpy(), dtype=bool))
+                self._settle()
+                rows = np.flatnonzero(self.open)
                 points = self.x_adv.index_select(0, torch.from_numpy(rows).to(self.device))
             self.state.propose(self.index[rows], self._points(points))
         finally:
             self._flush()
 
     def _check(self, logits: torch.Tensor) -> torch.Tensor | None:
-        """Note which rows `logits` say are adversarial. With early stop, they retire and the
-        rows kept are returned (None when nobody retired); without, their first adversarial
-        point is remembered and None returned.
+        """Note which rows `logits` (at the current iterate) say are adversarial. With early
+        stop, they retire and the rows kept are returned (None when nobody retired); without,
+        the iterate and its labels join the trail and None is returned.
 
-        A few tensor operations a step (with early stop, an argmax and one comparison answered
-        on the host until someone succeeds): on a small model, every operation more would show
-        against the forward and backward pass.
+        One or two tensor operations a step (with early stop, an argmax and one comparison
+        answered on the host until someone succeeds; without, the argmax alone): on a small
+        model, every operation more would show against the forward and backward pass.
         """
+        if self.open is not None:
+            torch.argmax(logits, dim=1, out=self.label_slots[self.recorded])
+            self.recorded += 1
+            if self.recorded == len(self.slots):
+                self._settle()
+            return None
         predictions = logits.detach().argmax(dim=1)
-        if self.alive is None:
-            if not self.targeted and torch.equal(predictions, self.goal):
-                return None
-            return self._retire(self._hits(predictions))
-        # no host round trip: every row not fooled before this step copies its point (the
-        # first fooled one copies it one last time), then leaves `alive` if it is fooled now
-        assert self.best is not None and self.alive_rows is not None
-        torch.where(self.alive_rows, self.x_adv, self.best, out=self.best)
-        torch.gt(self.alive, self._hits(predictions), out=self.alive)
-        return None
+        if not self.targeted and torch.equal(predictions, self.goal):
+            return None
+        return self._retire(self._hits(predictions))
+
+    def _start_trail(self, records: int) -> None:
+        """A trail for up to `records` iterates (fewer when they would pass `TRAIL_BYTES`),
+        holding the current one in its first slot."""
+        slots = max(1, min(records, TRAIL_BYTES // max(1, self.x_adv.numel() * 4)))
+        self.trail = torch.empty((slots, *self.x_adv.shape), device=self.device)
+        self.trail_labels = torch.empty(
+            (slots, len(self.x_adv)), dtype=torch.int64, device=self.device
+        )
+        self.slots = list(self.trail.unbind(0))
+        self.label_slots = list(self.trail_labels.unbind(0))
+        self.x_adv = self.slots[0].copy_(self.x_adv)
+        self.open = np.ones(len(self.index), dtype=bool)
+
+    def _settle(self) -> None:
+        """Find, over the trail, the first iterate that fooled each open row; keep those points
+        (`found_rows`, `found_x`), close the rows, and empty the trail."""
+        assert self.open is not None and self.trail is not None and self.trail_labels is not None
+        if self.recorded:
+            labels = self.trail_labels[: self.recorded].cpu().numpy()
+            goal = self.goal.cpu().numpy()
+            hits = (labels == goal if self.targeted else labels != goal) & self.open
+            fooled = hits.any(axis=0)
+            if fooled.any():
+                rows = np.flatnonzero(fooled)
+                first = hits[:, rows].argmax(axis=0)  # the first iterate that fooled each row
+                self.found_rows.append(self.positions[rows])
+                slot = torch.from_numpy(first).to(self.device)
+                self.found_x.append(self.trail[slot, torch.from_numpy(rows).to(self.device)])
+                self.open &= ~fooled
+        self.recorded = 0
 
     def _hits(self, predictions: torch.Tensor) -> torch.Tensor:
         """Boolean ``(m,)``: which predictions meet the goal."""
@@ -248,12 +289,8 @@ class _Batch:
 
     def _flush(self) -> None:
         """Hand every point found in this batch to the state, in one go."""
-        if self.alive is not None and self.best is not None:
-            rows = np.flatnonzero(~np.asarray(self.alive.cpu().numpy(), dtype=bool))
-            if len(rows):
-                points = self.best.index_select(0, torch.from_numpy(rows).to(self.device))
-                self.state.record(self.index[rows], self._points(points))
-            return
+        if self.open is not None:
+            self._settle()
         if self.found_rows:
             rows = np.concatenate(self.found_rows)
             self.state.record(self.index[rows], self._points(torch.cat(self.found_x)))
@@ -264,25 +301,31 @@ class _Batch:
         return np.asarray(flat.detach().cpu().numpy()).reshape(len(flat), *self.state.x.shape[1:])
 
     def _ascend(self, grad: torch.Tensor) -> None:
-        """One projected step, in place on `x_adv` (the gradient buffer `grad` is consumed)."""
+        """One projected step (the gradient buffer `grad` is consumed)."""
         x_adv, size = self.x_adv, self.settings.step_size
         if self.descend:
             size = -size
+        # the new iterate: in place, or into the trail's next slot (the previous one stays)
+        # (the current iterate's own slot only when the trail has one, after it was settled)
+        new = x_adv if self.open is None else self.slots[self.recorded]
         if self.lower is not None and self.upper is not None:
-            x_adv.add_(grad.sign_(), alpha=size).clamp_(self.lower, self.upper)
-            return
-        assert self.x0 is not None
-        if self.norm == "l2":
+            torch.add(x_adv, grad.sign_(), alpha=size, out=new).clamp_(self.lower, self.upper)
+        elif self.norm == "l2":
+            assert self.x0 is not None
             length = torch.linalg.vector_norm(grad, dim=1, keepdim=True).clamp_min_(1e-12)
-            x_adv.addcdiv_(grad, length, value=size)
+            torch.addcdiv(x_adv, grad, length, value=size, out=new)
             # onto the ball (rows longer than eps shrink toward x0), then into the range
-            x_adv.sub_(self.x0).renorm_(2, 0, self.eps).add_(self.x0).clamp_(self.low, self.high)
-            return
-        if self.descend:
-            grad.neg_()
-        direction = sparse_l1_direction(grad, x_adv, self.low, self.high, self.settings.l1_quantile)
-        x_adv.add_(direction, alpha=self.settings.step_size)
-        x_adv.copy_(project_threat(x_adv, self.x0, "l1", self.eps, self.low, self.high))
+            new.sub_(self.x0).renorm_(2, 0, self.eps).add_(self.x0).clamp_(self.low, self.high)
+        else:
+            assert self.x0 is not None
+            if self.descend:
+                grad.neg_()
+            direction = sparse_l1_direction(
+                grad, x_adv, self.low, self.high, self.settings.l1_quantile
+            )
+            stepped = torch.add(x_adv, direction, alpha=self.settings.step_size)
+            new.copy_(project_threat(stepped, self.x0, "l1", self.eps, self.low, self.high))
+        self.x_adv = new
 
 
 @register_attack(SPEC)

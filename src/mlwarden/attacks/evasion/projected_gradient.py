@@ -161,26 +161,32 @@ class _Batch:
         """The slots of `trail` and `trail_labels`, as views (indexing a tensor costs ~4 us)."""
         self.recorded = 0
         """Slots of the trail holding an iterate with its labels (the next one to write)."""
+        self.block: torch.Tensor | None = None
+        """With early stop: `x_adv` and its bounds (`lower` and `upper`, or `x0`) stacked, so
+        that retiring rows takes one selection (`_shrink`); they are views of it."""
 
     def run(self, done: int, total: int, *, judge_last: bool) -> None:
         """All steps; with `judge_last`, one forward pass more to check the last iterate, else
         the last iterate of every sample still running is proposed to the runner."""
         steps = self.settings.steps
-        if not self.settings.early_stop:
+        if self.settings.early_stop:
+            self._stack()
+        else:
             self._start_trail(steps + 1)
         try:
             for step in range(steps):
                 x_in = self.x_adv.detach().requires_grad_(True)
                 logits = self.target.logits(x_in if self.flat else model_view(x_in, self.state))
-                goal, labels = self.goal, self.labels  # row-aligned with logits
-                keep = self._check(logits)
-                if keep is not None and len(keep) == 0:
+                kept = self._check(logits)
+                if kept is not None and len(kept) == 0:
                     return  # every sample of the batch is fooled
                 # no grad_outputs: passing one makes torch import sympy on first use (~0.5 s)
-                (grad,) = torch.autograd.grad(self._objective(logits, goal, labels), x_in)
-                if keep is not None:
-                    grad = grad.index_select(0, keep)
+                (grad,) = torch.autograd.grad(self._objective(logits), x_in)
+                # every row steps, retired ones too: one selection afterwards costs less than
+                # selecting the gradient first (the kept rows' values are the same)
                 self._ascend(grad)
+                if kept is not None:
+                    self._shrink(kept)
                 self.state.tick(done + (step + 1) * len(self.index), total)
             if judge_last:
                 with torch.no_grad():
@@ -196,10 +202,11 @@ class _Batch:
         finally:
             self._flush()
 
-    def _check(self, logits: torch.Tensor) -> torch.Tensor | None:
+    def _check(self, logits: torch.Tensor) -> np.ndarray | None:
         """Note which rows `logits` (at the current iterate) say are adversarial. With early
-        stop, they retire and the rows kept are returned (None when nobody retired); without,
-        the iterate and its labels join the trail and None is returned.
+        stop, their points are kept and the rows that stay are returned, for `_shrink` after
+        the step (None when nobody was fooled); without, the iterate and its labels join the
+        trail and None is returned.
 
         One or two tensor operations a step (with early stop, an argmax and one comparison
         answered on the host until someone succeeds; without, the argmax alone): on a small
@@ -251,41 +258,53 @@ class _Batch:
         """Boolean ``(m,)``: which predictions meet the goal."""
         return predictions == self.goal if self.targeted else predictions != self.goal
 
-    def _objective(
-        self, logits: torch.Tensor, goal: torch.Tensor, labels: torch.Tensor | None
-    ) -> torch.Tensor:
+    def _objective(self, logits: torch.Tensor) -> torch.Tensor:
         """The summed loss each step climbs (or, with `descend`, goes down)."""
-        loss = self.settings.loss
+        loss, goal, labels = self.settings.loss, self.goal, self.labels
         if loss == "ce":
             return torch.nn.functional.cross_entropy(logits, goal, reduction="sum")
         if labels is None:
             return objective(loss, logits, goal, None).sum()
         return objective(loss, logits, labels, goal).sum()
 
-    def _retire(self, hit: torch.Tensor) -> torch.Tensor | None:
-        """Keep the fooled rows' current points and drop them from the batch; returns the rows
-        kept (empty when none are left), None when no row was fooled."""
+    def _retire(self, hit: torch.Tensor) -> np.ndarray | None:
+        """Keep the fooled rows' current points; returns the rows that stay (empty when none
+        do), None when no row was fooled."""
         mask = np.asarray(hit.cpu().numpy(), dtype=bool)
-        gone = np.flatnonzero(mask)
+        gone = mask.nonzero()[0]
         if len(gone) == 0:
             return None
         self.found_rows.append(self.positions[gone])
         self.found_x.append(self.x_adv.index_select(0, torch.from_numpy(gone).to(self.device)))
-        kept = np.flatnonzero(~mask)
+        kept: np.ndarray = (~mask).nonzero()[0]
+        return kept
+
+    def _stack(self) -> None:
+        """Stack `x_adv` and its bounds into `block`, and view them from it."""
+        parts = (self.x_adv, self.lower, self.upper, self.x0)
+        self.block = torch.stack([part for part in parts if part is not None])
+        self._unstack()
+
+    def _unstack(self) -> None:
+        assert self.block is not None
+        views = iter(self.block.unbind(0))
+        self.x_adv = next(views)
+        if self.lower is not None:
+            self.lower, self.upper = next(views), next(views)
+        if self.x0 is not None:
+            self.x0 = next(views)
+
+    def _shrink(self, kept: np.ndarray) -> None:
+        """Only rows `kept` (positions in the batch) go on: one selection of `block`, and the
+        labels."""
+        assert self.block is not None
         keep = torch.from_numpy(kept).to(self.device)
-        self.positions = self.positions[kept]
-        if len(kept) == 0:
-            return keep
-        self.x_adv = self.x_adv.index_select(0, keep)
+        self.block = self.block.index_select(1, keep)
+        self._unstack()
         self.goal = self.goal.index_select(0, keep)
         if self.labels is not None:
             self.labels = self.labels.index_select(0, keep)
-        if self.x0 is not None:
-            self.x0 = self.x0.index_select(0, keep)
-        if self.lower is not None and self.upper is not None:
-            self.lower = self.lower.index_select(0, keep)
-            self.upper = self.upper.index_select(0, keep)
-        return keep
+        self.positions = self.positions[kept]
 
     def _flush(self) -> None:
         """Hand every point found in this batch to the state, in one go."""

@@ -7,6 +7,7 @@ the attack always *maximises* them. Not for: anything a user calls directly.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from typing import Literal
@@ -75,8 +76,14 @@ def clean_pass(
 
 def generator(state: AttackState, stream: int) -> torch.Generator:
     """A CPU torch generator seeded from the attack's seed; different streams are independent."""
-    seed = int(state.rng(stream).integers(0, 2**62))
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(_torch_seed(state.seed, stream))
+
+
+@functools.lru_cache(maxsize=1024)
+def _torch_seed(seed: int, stream: int) -> int:
+    """The torch seed of `stream` under `seed`, drawn from the NumPy generator of
+    `AttackState.rng` (building one costs more than a small model's forward pass)."""
+    return int(np.random.default_rng([seed, stream]).integers(0, 2**62))
 
 
 def per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -511,7 +511,8 @@ def verify(
     # a sample the attack did not fool goes back to its clean input: no half-way points
     x_adv[~success] = x[~success]
     predictions = np.where(success, predictions, state.clean_predictions)
-    confidence = np.where(success, probs.max(axis=1), clean_probs.max(axis=1))
+    clean_confidence = clean_probs.max(axis=1)
+    confidence = np.where(success, probs.max(axis=1), clean_confidence)
     norms = np.where(success, perturbation_norms(x_adv - x, threat.norm), 0.0)
     return AttackResult(
         attack=name,
@@ -523,7 +524,7 @@ def verify(
         predictions=predictions,
         confidence=confidence,
         clean_predictions=state.clean_predictions,
-        clean_confidence=clean_probs.max(axis=1),
+        clean_confidence=clean_confidence,
         norms=norms,
         queries=queries,
         elapsed_s=time.perf_counter() - started,

@@ -249,8 +249,10 @@ class _Batch:
                 rows = np.flatnonzero(fooled)
                 first = hits[:, rows].argmax(axis=0)  # the first iterate that fooled each row
                 self.found_rows.append(self.positions[rows])
-                slot = torch.from_numpy(first).to(self.device)
-                self.found_x.append(self.trail[slot, torch.from_numpy(rows).to(self.device)])
+                # row `r` of slot `s` is row ``s * m + r`` of the trail seen as one matrix: one
+                # selection (indexing with two index tensors costs several times more)
+                flat = torch.from_numpy(first * len(self.open) + rows).to(self.device)
+                self.found_x.append(self.trail.flatten(0, 1).index_select(0, flat))
                 self.open &= ~fooled
         self.recorded = 0
 

@@ -158,7 +158,8 @@ class _Batch:
         """``(slots, m)``: the target's labels at each iterate of the trail."""
         self.slots: list[torch.Tensor] = []
         self.label_slots: list[torch.Tensor] = []
-        """The slots of `trail` and `trail_labels`, as views (indexing a tensor costs ~4 us)."""
+        """The slots of `trail` and `trail_labels`, as views made once (a list lookup a step
+        costs less than indexing the tensor)."""
         self.recorded = 0
         """Slots of the trail holding an iterate with its labels (the next one to write)."""
         self.block: torch.Tensor | None = None

@@ -119,6 +119,40 @@ def test_pgd_every_step_settles_a_short_trail_as_it_goes_with_the_same_result(
     assert whole.success.sum() > (whole.clean_predictions != y).sum()  # the attack found some
 
 
+class InterruptedAt(torch.nn.Module):
+    """The model, raising KeyboardInterrupt (Ctrl-C) once, at its `call`-th forward pass."""
+
+    def __init__(self, inner: torch.nn.Module, call: int) -> None:
+        super().__init__()
+        self.inner, self.call, self.calls = inner, call, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.call:
+            raise KeyboardInterrupt
+        out: torch.Tensor = self.inner(x)
+        return out
+
+
+@pytest.mark.parametrize("early_stop", [True, False])
+def test_pgd_stopped_by_ctrl_c_keeps_every_point_it_had_found(
+    early_stop: bool, digits_model: Any, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = digits
+    model = digits_model.model
+    # the runner's clean pass is call 1, step k's pass is call k + 2: stopped in step 4, the
+    # run has judged the iterates of steps 0-3, as a 3-step run does with its verification
+    stopped = mlwarden.targets.target(InterruptedAt(model, 6), input_shape=(1, 8, 8), n_classes=10)
+    kwargs: dict[str, Any] = {"eps": 0.1, "step_size": 0.025, "seed": 2}
+    result = pgd(stopped, x, y, steps=10, early_stop=early_stop, **kwargs)
+    short = pgd(mlwarden.targets.target(model, input_shape=(1, 8, 8)), x, y, steps=3, **kwargs)
+    assert result.interrupted
+    np.testing.assert_array_equal(result.success, short.success)
+    np.testing.assert_array_equal(result.x_adv, short.x_adv)
+    assert result.threat.inside(result.x_adv, result.x).all()
+    assert short.success.sum() > (short.clean_predictions != y).sum()
+
+
 class Counting(torch.nn.Module):
     """The model, counting the samples of every forward pass (metered by the target or not)."""
 

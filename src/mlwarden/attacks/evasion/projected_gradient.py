@@ -146,9 +146,9 @@ class _Batch:
             if noise is not None:
                 start = x0 + random_in_ball(x0, self.norm, self.eps, noise)
                 self.x_adv = project_threat(start, x0, self.norm, self.eps, self.low, self.high)
-        self.found_rows: list[np.ndarray] = []
-        self.found_x: list[torch.Tensor] = []
-        """Rows fooled (retired, or settled) and their first adversarial points, until `_flush`."""
+        self.found: list[tuple[np.ndarray, torch.Tensor]] = []
+        """Rows fooled (retired, or settled) with their first adversarial points, until
+        `_flush`: appended as pairs, so that Ctrl-C cannot leave one without the other."""
         self.open: np.ndarray | None = None
         """Without early stop: which rows nothing has fooled yet, as of the last `_settle`."""
         self.trail: torch.Tensor | None = None
@@ -239,7 +239,7 @@ class _Batch:
 
     def _settle(self) -> None:
         """Find, over the trail, the first iterate that fooled each open row; keep those points
-        (`found_rows`, `found_x`), close the rows, and empty the trail."""
+        (`found`), close the rows, and empty the trail."""
         assert self.open is not None and self.trail is not None and self.trail_labels is not None
         if self.recorded:
             labels = self.trail_labels[: self.recorded].cpu().numpy()
@@ -249,11 +249,11 @@ class _Batch:
             if fooled.any():
                 rows = np.flatnonzero(fooled)
                 first = hits[:, rows].argmax(axis=0)  # the first iterate that fooled each row
-                self.found_rows.append(self.positions[rows])
                 # row `r` of slot `s` is row ``s * m + r`` of the trail seen as one matrix: one
                 # selection (indexing with two index tensors costs several times more)
                 flat = torch.from_numpy(first * len(self.open) + rows).to(self.device)
-                self.found_x.append(self.trail.flatten(0, 1).index_select(0, flat))
+                points = self.trail.flatten(0, 1).index_select(0, flat)
+                self.found.append((self.positions[rows], points))
                 self.open &= ~fooled
         self.recorded = 0
 
@@ -277,8 +277,8 @@ class _Batch:
         gone = mask.nonzero()[0]
         if len(gone) == 0:
             return None
-        self.found_rows.append(self.positions[gone])
-        self.found_x.append(self.x_adv.index_select(0, torch.from_numpy(gone).to(self.device)))
+        points = self.x_adv.index_select(0, torch.from_numpy(gone).to(self.device))
+        self.found.append((self.positions[gone], points))
         kept: np.ndarray = (~mask).nonzero()[0]
         return kept
 
@@ -313,10 +313,11 @@ class _Batch:
         """Hand every point found in this batch to the state, in one go."""
         if self.open is not None:
             self._settle()
-        if self.found_rows:
-            rows = np.concatenate(self.found_rows)
-            self.state.record(self.index[rows], self._points(torch.cat(self.found_x)))
-            self.found_rows, self.found_x = [], []
+        if self.found:
+            rows = np.concatenate([rows for rows, _ in self.found])
+            points = torch.cat([points for _, points in self.found])
+            self.state.record(self.index[rows], self._points(points))
+            self.found = []
 
     def _points(self, flat: torch.Tensor) -> np.ndarray:
         """Flat rows ``(k, d)`` as inputs ``(k, *input_shape)`` in NumPy."""

@@ -96,7 +96,9 @@ def test_minimum_norm_attack_needs_no_eps(files, capsys):
     [
         (("--attack", "nope", "--eps", "0.1"), "unknown attack 'nope'"),
         (("--eps", "0.1", "--param", "foo=1"), "has no parameter 'foo'"),
-        (("--eps", "0.1", "--param", "steps=many"), "expected a int"),
+        (("--eps", "0.1", "--param", "steps=many"), "expected a whole number"),
+        (("--eps", "0.1", "--param", "early_stop=maybe"), "expected true or false"),
+        (("--eps", "0.1", "--param", "l1_quantile=high"), "expected a number"),
         (("--eps", "0.1", "--param", "steps"), "KEY=VALUE"),
         (("--eps", "-1"), "eps must be a finite number >= 0"),
         (("--eps", "lots"), "--eps takes a number"),

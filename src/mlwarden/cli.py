@@ -1196,8 +1196,13 @@ def _typed(value: str, default: object, key: str) -> object:
                     return value
                 raise
     except ValueError:
-        kind = type(default).__name__
-        raise UsageError(f"--param {key}={value!r}: expected a {kind}") from None
+        if isinstance(default, bool):
+            kind = "true or false"
+        elif isinstance(default, int):
+            kind = "a whole number"
+        else:
+            kind = "a number (0.03 or 8/255)"
+        raise UsageError(f"--param {key}={value!r}: expected {kind}") from None
     return value
 
 

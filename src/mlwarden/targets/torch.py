@@ -165,41 +165,32 @@ class TorchTarget(WhiteBoxTarget):
         fine-tuning) stays so.
         """
         modes: list[tuple[torch.nn.Module, bool]] = []
-        custom = False
         pooling = False
         frozen: list[torch.nn.Parameter] = []
         for module in self.model.modules():
             modes.append((module, module.training))
-            custom = custom or _custom_mode(module)
             pooling = pooling or (self._reroute and may_pool(module))
             for p in module._parameters.values():
                 if p is not None and p.requires_grad:
                     frozen.append(p)  # a shared parameter may appear twice: harmless
         self._pooling = pooling
-        switched = _enter_eval(self.model, modes, custom)
-        for p in frozen:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
+        with _in_eval(self.model, modes):
             for p in frozen:
-                p.requires_grad_(True)
-            if switched:
-                _restore_modes(self.model, modes, custom)
+                p.requires_grad_(False)
+            try:
+                yield
+            finally:
+                for p in frozen:
+                    p.requires_grad_(True)
 
     def _probe_classes(self, shape: tuple[int, ...], input_range: tuple[float, float]) -> int:
         probe = torch.full((1, *shape), float(np.mean(input_range)), device=self._device)
         modes = [(module, module.training) for module in self.model.modules()]
-        custom = any(_custom_mode(module) for module, _ in modes)
-        switched = _enter_eval(self.model, modes, custom)
         try:
-            with torch.inference_mode():
+            with _in_eval(self.model, modes), torch.inference_mode():
                 out = self._forward(probe)
         except RuntimeError as exc:
             raise InputError(f"model does not accept inputs of shape {shape}: {exc}") from None
-        finally:
-            if switched:
-                _restore_modes(self.model, modes, custom)
         return int(out.shape[1])
 
 
@@ -213,40 +204,38 @@ def _custom_mode(module: torch.nn.Module) -> bool:
     )
 
 
-def _enter_eval(
-    model: torch.nn.Module, modes: list[tuple[torch.nn.Module, bool]], custom: bool
-) -> bool:
-    """Put `model` in eval mode; whether any module had to switch.
+@contextlib.contextmanager
+def _in_eval(model: torch.nn.Module, modes: list[tuple[torch.nn.Module, bool]]) -> Iterator[None]:
+    """`model` in eval mode inside the block; afterwards every module of `modes` (each module
+    with its mode, from one walk) back in the mode it had, even when the block raises.
 
-    `modes` is every module with its mode, from one walk. With `custom` (`_custom_mode` of
-    some module), through ``model.eval()``; otherwise each flag is set directly: ``eval()``
-    walks the model again through ``nn.Module.__setattr__``, which costs more than a small
-    model's forward pass.
+    A model already in eval mode is not touched. When some module switches its own way
+    (`_custom_mode`), through ``model.eval()`` and ``model.train()`` so that it sees both
+    switches, with the flags then set as they were; otherwise each flag is set directly:
+    ``eval()`` walks the model again through ``nn.Module.__setattr__``, which costs more than a
+    small model's forward pass.
     """
     if not any(training for _, training in modes):
-        return False
+        yield
+        return
+    custom = any(_custom_mode(module) for module, _ in modes)
     if custom:
         model.eval()
     else:
         for module, training in modes:
             if training:
                 object.__setattr__(module, "training", False)
-    return True
-
-
-def _restore_modes(
-    model: torch.nn.Module, modes: list[tuple[torch.nn.Module, bool]], custom: bool
-) -> None:
-    """Every module of `modes` back in the mode it had (``model.train`` first, with `custom`,
-    so that an override sees the switch back; the flags are then set as they were)."""
-    if custom:
-        model.train(modes[0][1])
-    for module, training in modes:
-        if module.training != training:
-            if custom:
-                module.training = training
-            else:
-                object.__setattr__(module, "training", training)
+    try:
+        yield
+    finally:
+        if custom:
+            model.train(modes[0][1])
+        for module, training in modes:
+            if module.training != training:
+                if custom:
+                    module.training = training
+                else:
+                    object.__setattr__(module, "training", training)
 
 
 def _channel_tensor(

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from mlwarden.attacks.evasion.base import AttackState
+from mlwarden.attacks.evasion.base import AttackState, stream_rng
 from mlwarden.errors import InputError
 from mlwarden.targets.base import WhiteBoxTarget
 
@@ -81,9 +81,9 @@ def generator(state: AttackState, stream: int) -> torch.Generator:
 
 @functools.lru_cache(maxsize=1024)
 def _torch_seed(seed: int, stream: int) -> int:
-    """The torch seed of `stream` under `seed`, drawn from the NumPy generator of
-    `AttackState.rng` (building one costs more than a small model's forward pass)."""
-    return int(np.random.default_rng([seed, stream]).integers(0, 2**62))
+    """The torch seed of `stream` under `seed`, drawn from that stream's NumPy generator
+    (building one costs more than a small model's forward pass)."""
+    return int(stream_rng(seed, stream).integers(0, 2**62))
 
 
 def per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

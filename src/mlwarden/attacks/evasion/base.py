@@ -152,6 +152,11 @@ def _project_ball(delta: np.ndarray, norm: Norm, eps: float) -> np.ndarray:
     return np.asarray((flat * scale[:, None]).reshape(delta.shape))
 
 
+def stream_rng(seed: int, stream: int = 0) -> np.random.Generator:
+    """The NumPy generator of `stream` under an attack's `seed` (`AttackState.rng`)."""
+    return np.random.default_rng([seed, stream])
+
+
 @dataclass
 class AttackState:
     """The raw attack's view of the run, and where it records what it finds.
@@ -206,7 +211,7 @@ class AttackState:
 
     def rng(self, stream: int = 0) -> np.random.Generator:
         """A NumPy generator derived from the seed; different streams are independent."""
-        return np.random.default_rng([self.seed, stream])
+        return stream_rng(self.seed, stream)
 
     def is_adversarial(
         self, predictions: np.ndarray, index: np.ndarray | None = None
